@@ -1,0 +1,120 @@
+// Command otad runs every route of the OTA server in one process on embedded
+// storage (bbolt + a local folder), or on DynamoDB + S3 when configured.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(log, os.Args[1:]); err != nil {
+		log.Error("otad stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	data, addr, publicURL, defaultApp string
+	table, bucket, cdnDomain          string
+	cdnKeyID, cdnKeyFile              string
+	stateTTL, urlTTL                  time.Duration
+}
+
+func run(log *slog.Logger, args []string) error {
+	var o options
+	fs := flag.NewFlagSet("otad", flag.ContinueOnError)
+	fs.StringVar(&o.data, "data", envOr("OTA_DATA", "./.ota-data"), "folder for the embedded database and bundles")
+	fs.StringVar(&o.addr, "addr", envOr("OTA_ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&o.publicURL, "public-url", os.Getenv("OTA_PUBLIC_URL"), "externally visible base URL (default http://ADDR)")
+	fs.StringVar(&o.defaultApp, "default-app", os.Getenv("OTA_DEFAULT_APP"), "app served by routes that cannot name one")
+	fs.StringVar(&o.table, "dynamodb-table", os.Getenv("OTA_TABLE"), "use this DynamoDB table instead of the embedded database")
+	fs.StringVar(&o.bucket, "s3-bucket", os.Getenv("OTA_BUCKET"), "use this S3 bucket instead of the local folder")
+	fs.StringVar(&o.cdnDomain, "cdn-domain", os.Getenv("OTA_CDN_DOMAIN"), "CloudFront domain for signed download URLs (with -s3-bucket)")
+	fs.StringVar(&o.cdnKeyID, "cdn-key-id", os.Getenv("OTA_CDN_KEY_ID"), "CloudFront key pair id")
+	fs.StringVar(&o.cdnKeyFile, "cdn-key-file", os.Getenv("OTA_CDN_KEY_FILE"), "CloudFront PKCS#8 private key (PEM)")
+	fs.DurationVar(&o.stateTTL, "state-ttl", 5*time.Second, "how long channel state is cached (max delay of a channel change)")
+	fs.DurationVar(&o.urlTTL, "url-ttl", time.Hour, "lifetime of signed download URLs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if o.publicURL == "" {
+		o.publicURL = "http://" + ln.Addr().String()
+	}
+	srv, closeFn, firstKey, err := build(ctx, log, o)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeFn()
+
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "data", o.data)
+	printQuickstart(o.publicURL, firstKey)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// printQuickstart tells a new user how to publish a first release. The admin key
+// is printed only when otad generated it, once.
+func printQuickstart(base, key string) {
+	keyLine := "export OTA_API_KEY=<the admin key you set in OTA_ADMIN_KEY or that otad printed on first start>"
+	if key != "" {
+		keyLine = "export OTA_API_KEY=" + key + "   # shown once: store it now"
+	}
+	fmt.Fprintf(os.Stdout, `
+otad is serving at %[1]s
+
+Publish a first release (in another terminal, from the repository):
+  export OTA_SERVER=%[1]s
+  %[2]s
+  go run ./cmd/ota app create com.example.app
+  go run ./cmd/ota release testdata/quickstart/www --app com.example.app --version 1.0.0 --channel production
+
+Then point a Capacitor app (@capgo/capacitor-updater) at it:
+  updateUrl  %[1]s/capgo/updates
+  statsUrl   %[1]s/capgo/stats
+  channelUrl %[1]s/capgo/channel_self
+or ask as a device would:
+  curl -s -X POST %[1]s/capgo/updates -H 'Content-Type: application/json' \
+    -d '{"app_id":"com.example.app","device_id":"00000000-0000-4000-8000-000000000001","platform":"android","version_name":"builtin","version_build":"1.0.0","is_emulator":false,"is_prod":true}'
+
+`, base, keyLine)
+}

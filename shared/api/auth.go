@@ -1,0 +1,73 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/otakit/ota/shared/store"
+)
+
+var (
+	errUnauthorized = &badRequest{Status: http.StatusUnauthorized, Code: "unauthorized", Msg: "missing or invalid API key"}
+	errForbidden    = &badRequest{Status: http.StatusForbidden, Code: "forbidden", Msg: "this API key may not do that"}
+)
+
+// bearer returns the API key of a request: the Authorization header, or the path
+// value "key" on routes that carry it in the URL (Flux cannot send headers).
+func bearer(r *http.Request) string {
+	if k := r.PathValue("key"); k != "" {
+		return k
+	}
+	h := r.Header.Get("Authorization")
+	if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(k)
+	}
+	return ""
+}
+
+// authKey checks the request's API key.
+func (s *Server) authKey(r *http.Request) (store.APIKey, error) {
+	secret := bearer(r)
+	if secret == "" {
+		return store.APIKey{}, errUnauthorized
+	}
+	k, err := s.Store.LookupKey(r.Context(), secret)
+	if errors.Is(err, store.ErrNotFound) {
+		return k, errUnauthorized
+	}
+	return k, err
+}
+
+// authApp checks that the request's key may act on app.
+func (s *Server) authApp(r *http.Request, app string) (store.APIKey, error) {
+	k, err := s.authKey(r)
+	if err != nil {
+		return k, err
+	}
+	if !k.Allows(app) {
+		return k, errForbidden
+	}
+	return k, nil
+}
+
+// authAdmin checks that the request's key is an admin key.
+func (s *Server) authAdmin(r *http.Request) (store.APIKey, error) {
+	k, err := s.authKey(r)
+	if err != nil {
+		return k, err
+	}
+	if !k.Admin {
+		return k, errForbidden
+	}
+	return k, nil
+}
+
+// audit records a management action; a failure to audit is logged, not fatal to the
+// action already done.
+func (s *Server) audit(ctx context.Context, k store.APIKey, app, action, target, detail string) {
+	if err := s.Store.Audit(ctx, store.AuditEntry{AppID: app, KeyID: k.ID, Action: action, Target: target, Detail: detail}); err != nil {
+		s.Log.Error("audit write failed", "action", action, "err", err)
+	}
+}

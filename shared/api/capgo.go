@@ -1,0 +1,4 @@
+package api
+
+// capgoRoutes lists the routes of this protocol adapter.
+func capgoRoutes() []Route { return nil }

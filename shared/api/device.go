@@ -1,0 +1,4 @@
+package api
+
+// deviceRoutes lists the routes of this protocol adapter.
+func deviceRoutes() []Route { return nil }

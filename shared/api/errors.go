@@ -1,0 +1,79 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// apiError is the management API's error body. Codes are stable; messages are for people.
+type apiError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Error: code, Message: msg})
+}
+
+// badRequest is a client error with a stable code, produced while reading input.
+type badRequest struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *badRequest) Error() string { return e.Code + ": " + e.Msg }
+
+func errBad(code, format string, a ...any) *badRequest {
+	return &badRequest{Status: http.StatusBadRequest, Code: code, Msg: fmt.Sprintf(format, a...)}
+}
+
+// decodeJSON reads one JSON value of at most limit bytes into v. Unknown fields are
+// allowed (clients add fields over time); wrong types, trailing data and oversized
+// bodies are refused with a stable code.
+func decodeJSON(r *http.Request, limit int64, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, limit)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
+			return &badRequest{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Msg: fmt.Sprintf("body exceeds %d bytes", limit)}
+		case errors.As(err, &typeErr):
+			return errBad("invalid_type", "field %q must be %s", typeErr.Field, typeErr.Type)
+		case errors.Is(err, io.EOF):
+			return errBad("empty_body", "request body is empty")
+		default:
+			return errBad("invalid_json", "body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	if dec.More() {
+		return errBad("invalid_json", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// writeErr answers err: client errors with their status and code, anything else as 500
+// (logged, with a generic message so internals do not leak).
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var br *badRequest
+	if errors.As(err, &br) {
+		writeError(w, br.Status, br.Code, br.Msg)
+		return
+	}
+	s.Log.Error("request failed", "path", redactPath(r.URL.Path), "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+}

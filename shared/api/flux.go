@@ -1,0 +1,4 @@
+package api
+
+// fluxRoutes lists the routes of this protocol adapter.
+func fluxRoutes() []Route { return nil }

@@ -1,0 +1,452 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/publish"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/store"
+)
+
+// The management API (/v1): JSON in and out, an API key in Authorization: Bearer,
+// every change audited.
+
+type appView struct {
+	release.App
+	FluxSecret    string `json:"flux_secret,omitempty"` // never echoed back
+	FluxSecretSet bool   `json:"flux_secret_set"`
+}
+
+func viewApp(a release.App) appView { return appView{App: a, FluxSecretSet: a.FluxSecret != ""} }
+
+// storeErr maps store errors to API errors.
+func storeErr(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &badRequest{Status: http.StatusNotFound, Code: what + "_not_found", Msg: what + " not found"}
+	case errors.Is(err, store.ErrExists):
+		return &badRequest{Status: http.StatusConflict, Code: what + "_exists", Msg: what + " already exists"}
+	case errors.Is(err, store.ErrConflict):
+		return &badRequest{Status: http.StatusConflict, Code: "conflict", Msg: "concurrent change, retry"}
+	}
+	var pe *publish.Error
+	if errors.As(err, &pe) {
+		return &badRequest{Status: pe.Status, Code: pe.Code, Msg: pe.Msg}
+	}
+	return err
+}
+
+// appParam validates the {app} path value and the key's scope, and that the app exists.
+func (s *Server) appParam(r *http.Request) (release.App, store.APIKey, error) {
+	id := r.PathValue("app")
+	if err := release.ValidAppID(id); err != nil {
+		return release.App{}, store.APIKey{}, errBad("invalid_app_id", "%v", err)
+	}
+	k, err := s.authApp(r, id)
+	if err != nil {
+		return release.App{}, k, err
+	}
+	a, err := s.Store.GetApp(r.Context(), id)
+	return a, k, storeErr(err, "app")
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	k, err := s.authKey(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	apps, err := s.Store.ListApps(r.Context())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := []appView{}
+	for _, a := range apps {
+		if k.Allows(a.ID) {
+			out = append(out, viewApp(a))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"apps": out})
+}
+
+type appInput struct {
+	ID             string  `json:"id"`
+	Name           *string `json:"name"`
+	DefaultChannel *string `json:"default_channel"`
+	FluxSecret     *string `json:"flux_secret"`
+}
+
+func (in appInput) apply(a *release.App) error {
+	if in.Name != nil {
+		a.Name = *in.Name
+	}
+	if in.DefaultChannel != nil {
+		if err := release.ValidChannel(*in.DefaultChannel); err != nil {
+			return errBad("invalid_channel", "%v", err)
+		}
+		a.DefaultChannel = *in.DefaultChannel
+	}
+	if in.FluxSecret != nil {
+		if *in.FluxSecret != "" && len(*in.FluxSecret) < 16 {
+			return errBad("weak_flux_secret", "flux_secret must have at least 16 characters")
+		}
+		a.FluxSecret = *in.FluxSecret
+	}
+	return nil
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
+	k, err := s.authAdmin(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var in appInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := release.ValidAppID(in.ID); err != nil {
+		s.writeErr(w, r, errBad("invalid_app_id", "%v", err))
+		return
+	}
+	a := release.App{ID: in.ID, DefaultChannel: "production", CreatedAt: s.Store.Now().UTC()}
+	if err := in.apply(&a); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := s.Store.CreateApp(r.Context(), a); err != nil {
+		s.writeErr(w, r, storeErr(err, "app"))
+		return
+	}
+	s.state.invalidate(a.ID)
+	s.audit(r.Context(), k, a.ID, "app.create", a.ID, "")
+	writeJSON(w, http.StatusCreated, viewApp(a))
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, viewApp(a))
+}
+
+func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
+	a, k, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var in appInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	a, err = s.Store.UpdateApp(r.Context(), a.ID, func(x *release.App) error { return in.apply(x) })
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "app"))
+		return
+	}
+	s.state.invalidate(a.ID)
+	s.audit(r.Context(), k, a.ID, "app.update", a.ID, "")
+	writeJSON(w, http.StatusOK, viewApp(a))
+}
+
+func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	rels, err := s.Store.ListReleases(r.Context(), a.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if rels == nil {
+		rels = []release.Release{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"releases": rels})
+}
+
+// createRelease records a pending release and answers with the presigned upload.
+func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) {
+	a, k, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var in publish.Input
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	in.AppID, in.CreatedBy = a.ID, k.ID
+	rel, up, err := s.Pipeline.Create(r.Context(), in)
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "release"))
+		return
+	}
+	s.audit(r.Context(), k, a.ID, "release.create", rel.Version, rel.SHA256)
+	writeJSON(w, http.StatusCreated, map[string]any{"release": rel, "upload": up})
+}
+
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	rel, err := s.Store.GetRelease(r.Context(), a.ID, r.PathValue("version"))
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "release"))
+		return
+	}
+	var patches []patchView
+	if ps, err := s.Store.ListPatches(r.Context(), a.ID, publish.KindTree); err == nil {
+		for _, p := range ps {
+			if p.To == rel.Version {
+				patches = append(patches, s.viewPatch(r, p))
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"release": rel, "patches": patches})
+}
+
+type patchView struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	URL    string `json:"url,omitempty"`
+}
+
+func (s *Server) viewPatch(r *http.Request, p store.Patch) patchView {
+	u, _ := s.URLs.URL(r.Context(), p.Key, s.cfg.URLTTL)
+	return patchView{From: p.From, To: p.To, Size: p.Size, SHA256: p.SHA256, URL: u}
+}
+
+// deleteRelease refuses releases a channel still points at; it removes the record
+// and the bundle (content-addressed files may be shared and stay).
+func (s *Server) deleteRelease(w http.ResponseWriter, r *http.Request) {
+	a, k, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	version := r.PathValue("version")
+	if _, err := s.Store.GetRelease(r.Context(), a.ID, version); err != nil {
+		s.writeErr(w, r, storeErr(err, "release"))
+		return
+	}
+	chs, err := s.Store.ListChannels(r.Context(), a.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	for _, c := range chs {
+		if c.Stable == version || (c.Rolling != nil && c.Rolling.Version == version) {
+			s.writeErr(w, r, &badRequest{Status: http.StatusConflict, Code: "release_in_use", Msg: "channel " + c.Name + " uses this release"})
+			return
+		}
+	}
+	if err := s.Store.DeleteRelease(r.Context(), a.ID, version); err != nil {
+		s.writeErr(w, r, storeErr(err, "release"))
+		return
+	}
+	for _, key := range []string{blob.BundleKey(a.ID, version), blob.ManifestKey(a.ID, version)} {
+		if err := s.Blobs.Delete(r.Context(), key); err != nil {
+			s.Log.Warn("delete object failed", "key", key, "err", err)
+		}
+	}
+	s.state.invalidate(a.ID)
+	s.audit(r.Context(), k, a.ID, "release.delete", version, "")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	chs, err := s.Store.ListChannels(r.Context(), a.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if chs == nil {
+		chs = []release.Channel{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channels": chs})
+}
+
+func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	c, err := s.Store.GetChannel(r.Context(), a.ID, r.PathValue("channel"))
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "channel"))
+		return
+	}
+	hist, err := s.Store.ChannelHistory(r.Context(), a.ID, c.Name, 20)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": c, "history": hist})
+}
+
+type channelInput struct {
+	Version      *string `json:"version"` // stable release
+	Public       *bool   `json:"public"`
+	AllowSelfSet *bool   `json:"allow_self_set"`
+	NoEmulator   *bool   `json:"no_emulator"`
+	NoDevBuild   *bool   `json:"no_dev_build"`
+}
+
+// setChannel creates or changes a channel; setting a version needs a ready release.
+func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
+	a, k, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	name := r.PathValue("channel")
+	if err := release.ValidChannel(name); err != nil {
+		s.writeErr(w, r, errBad("invalid_channel", "%v", err))
+		return
+	}
+	var in channelInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if in.Version != nil {
+		if err := s.requireReady(r, a.ID, *in.Version); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	c, err := s.Store.UpdateChannel(r.Context(), a.ID, name, k.ID, "channel.set", func(c *release.Channel, _ bool) error {
+		if in.Version != nil {
+			c.Stable, c.Builtin = *in.Version, false
+		}
+		setIf(&c.Public, in.Public)
+		setIf(&c.AllowSelfSet, in.AllowSelfSet)
+		setIf(&c.NoEmulator, in.NoEmulator)
+		setIf(&c.NoDevBuild, in.NoDevBuild)
+		return nil
+	})
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "channel"))
+		return
+	}
+	s.state.invalidate(a.ID)
+	s.audit(r.Context(), k, a.ID, "channel.set", name, c.Stable)
+	writeJSON(w, http.StatusOK, map[string]any{"channel": c})
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// requireReady checks a version can be pointed at.
+func (s *Server) requireReady(r *http.Request, app, version string) error {
+	rel, err := s.Store.GetRelease(r.Context(), app, version)
+	if err != nil {
+		return storeErr(err, "release")
+	}
+	if rel.Status != release.StatusReady {
+		return &badRequest{Status: http.StatusConflict, Code: "release_not_ready", Msg: "release " + version + " is " + string(rel.Status)}
+	}
+	return nil
+}
+
+// ---- keys
+
+type keyInput struct {
+	Name  string   `json:"name"`
+	Apps  []string `json:"apps"`
+	Admin bool     `json:"admin"`
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.authAdmin(r); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	ks, err := s.Store.ListKeys(r.Context())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	for i := range ks {
+		ks[i].Hash = "" // not secret, but of no use to anyone
+	}
+	if ks == nil {
+		ks = []store.APIKey{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": ks})
+}
+
+// createKey returns the secret exactly once; only its hash is stored.
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	k, err := s.authAdmin(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var in keyInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if len(in.Apps) == 0 {
+		s.writeErr(w, r, errBad("apps_required", "a key must be scoped to at least one app (or \"*\")"))
+		return
+	}
+	for _, a := range in.Apps {
+		if a != "*" && release.ValidAppID(a) != nil {
+			s.writeErr(w, r, errBad("invalid_app_id", "invalid app id %q", a))
+			return
+		}
+	}
+	secret := store.NewKeySecret()
+	nk, err := s.Store.CreateKey(r.Context(), secret, in.Name, slices.Compact(slices.Sorted(slices.Values(in.Apps))), in.Admin, k.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.audit(r.Context(), k, "", "key.create", nk.ID, in.Name)
+	nk.Hash = ""
+	writeJSON(w, http.StatusCreated, map[string]any{"key": nk, "secret": secret})
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	k, err := s.authAdmin(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	rk, err := s.Store.RevokeKey(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "key"))
+		return
+	}
+	s.audit(r.Context(), k, "", "key.revoke", rk.ID, "")
+	rk.Hash = ""
+	writeJSON(w, http.StatusOK, map[string]any{"key": rk, "revoked_at": rk.RevokedAt.Format(time.RFC3339)})
+}

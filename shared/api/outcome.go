@@ -1,0 +1,64 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/otakit/ota/shared/store"
+)
+
+// OutcomeKind classifies a device report for failure memory and failure rates.
+type OutcomeKind int
+
+const (
+	OutcomeInfo      OutcomeKind = iota // counted only
+	OutcomeInstalled                    // the new bundle booted (counts as an attempt)
+	OutcomeFailed                       // install or boot failure (counts as an attempt and a failure)
+)
+
+// Outcome is the neutral form of every client's report (Capgo stats, native-update
+// confirm, our own client's posts).
+type Outcome struct {
+	AppID    string
+	DeviceID string
+	Channel  string
+	Version  string // the version the report is about (the failing target for failures)
+	Platform string
+	Action   string // the client's own action name, counted as is
+	Kind     OutcomeKind
+	At       time.Time
+}
+
+// Counter actions derived from outcomes, next to the clients' own.
+const (
+	ActionInstalled = "_installed"
+	ActionFailed    = "_failed"
+)
+
+// recordOutcome counts the report per day, remembers failures per device, and
+// feeds the rollout's failure rate.
+func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
+	if o.At.IsZero() {
+		o.At = s.Store.Now()
+	}
+	day := store.Day(o.At)
+	if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: o.Action}, 1); err != nil {
+		return err
+	}
+	switch o.Kind {
+	case OutcomeInstalled:
+		_, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionInstalled}, 1)
+		return err
+	case OutcomeFailed:
+		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionFailed}, 1); err != nil {
+			return err
+		}
+		if o.DeviceID != "" && o.Version != "" {
+			if err := s.Store.RecordFailure(ctx, o.AppID, o.DeviceID, o.Version); err != nil {
+				return err
+			}
+			s.state.invalidate(o.AppID)
+		}
+	}
+	return nil
+}

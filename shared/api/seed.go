@@ -1,0 +1,4 @@
+package api
+
+// seedRoutes lists the routes of this protocol adapter.
+func seedRoutes() []Route { return nil }

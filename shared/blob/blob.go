@@ -1,0 +1,101 @@
+// Package blob is object storage for bundles, files and patches: a local folder for
+// otad, S3 on AWS (subpackage s3blob). Keys are slash-separated and never user-chosen
+// beyond validated app ids and versions.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// ErrNotFound: no object under the key.
+var ErrNotFound = errors.New("object not found")
+
+// Info describes a stored object.
+type Info struct {
+	Size        int64
+	ContentType string
+	ModTime     time.Time
+}
+
+// Upload is a presigned request the CLI sends the bundle bytes with.
+type Upload struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"` // must be sent as is (checksum, content length)
+	Expires time.Time         `json:"expires"`
+}
+
+// Store is the contract both backends implement.
+type Store interface {
+	// Put stores r under key atomically: readers see the old object or the whole new one.
+	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
+	// Open reads key from byte offset off (for Range requests).
+	Open(ctx context.Context, key string, off int64) (io.ReadCloser, Info, error)
+	Stat(ctx context.Context, key string) (Info, error)
+	Delete(ctx context.Context, key string) error
+	// List returns the keys under prefix.
+	List(ctx context.Context, prefix string) ([]string, error)
+	// PresignPut lets a client upload exactly size bytes whose SHA-256 is sha256hex.
+	PresignPut(ctx context.Context, key, sha256hex string, size int64, ttl time.Duration) (Upload, error)
+}
+
+// Object keys, in one place so otad, the Lambdas and the patch step agree.
+func BundleKey(app, version string) string { return "bundles/" + app + "/" + version + ".zip" }
+func ManifestKey(app, version string) string {
+	return "manifests/" + app + "/" + version + ".json"
+}
+func FileKey(sha256hex string) string        { return "files/" + sha256hex[:2] + "/" + sha256hex }
+func PatchKey(kind, sha256hex string) string { return "patches/" + kind + "/" + sha256hex }
+
+// ParseBundleKey is the inverse of BundleKey (used on S3 events).
+func ParseBundleKey(key string) (app, version string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "bundles/")
+	if !ok || !strings.HasSuffix(rest, ".zip") {
+		return "", "", false
+	}
+	app, file, ok := strings.Cut(strings.TrimSuffix(rest, ".zip"), "/")
+	if !ok || app == "" || file == "" || strings.Contains(file, "/") {
+		return "", "", false
+	}
+	return app, file, true
+}
+
+// ContentType picks the type served for a key: zips as application/zip, everything
+// else as bytes (never a Content-Encoding: Capgo's iOS client would decode .br).
+func ContentType(key string) string {
+	switch path.Ext(key) {
+	case ".zip":
+		return "application/zip"
+	case ".json":
+		return "application/json"
+	default:
+		return "application/octet-stream"
+	}
+}
+
+// ValidKey rejects keys that could escape a folder or confuse S3.
+func ValidKey(key string) bool {
+	if key == "" || len(key) > 512 || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return false
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.ContainsAny(key, "\x00?#%")
+}
+
+// StatusOf maps blob errors to HTTP status codes.
+func StatusOf(err error) int {
+	if errors.Is(err, ErrNotFound) {
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}

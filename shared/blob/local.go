@@ -1,0 +1,212 @@
+package blob
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otakit/ota/shared/urlsign"
+)
+
+// Local stores objects as files under a folder. Uploads are presigned to otad's own
+// PUT route (UploadPath) with an HMAC signature that binds the size and SHA-256, the
+// way S3 binds x-amz-checksum-sha256.
+type Local struct {
+	dir     string
+	signer  *urlsign.Signer
+	baseURL string // public base URL of otad, e.g. http://127.0.0.1:8080
+}
+
+// UploadPath is the otad route prefix that receives presigned uploads.
+const UploadPath = "/blob/"
+
+// NewLocal opens (creating) dir.
+func NewLocal(dir string, signer *urlsign.Signer, baseURL string) (*Local, error) {
+	if err := os.MkdirAll(filepath.Join(dir, ".tmp"), 0o750); err != nil {
+		return nil, fmt.Errorf("blob dir: %w", err)
+	}
+	return &Local{dir: dir, signer: signer, baseURL: strings.TrimRight(baseURL, "/")}, nil
+}
+
+func (l *Local) path(key string) (string, error) {
+	if !ValidKey(key) {
+		return "", fmt.Errorf("invalid object key %q", key)
+	}
+	return filepath.Join(l.dir, filepath.FromSlash(key)), nil
+}
+
+// Put writes to a temp file and renames it into place.
+func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
+	_, err := l.put(key, r, size, "")
+	return err
+}
+
+// ErrChecksum: uploaded bytes do not match the declared SHA-256 or size.
+var ErrChecksum = errors.New("uploaded bytes do not match the declared sha256/size")
+
+func (l *Local) put(key string, r io.Reader, size int64, wantSHA string) (string, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(filepath.Join(l.dir, ".tmp"), "put-*")
+	if err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	h := sha256.New()
+	src := r
+	if size >= 0 {
+		src = io.LimitReader(r, size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(tmp, h), src)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if (size >= 0 && n != size) || (wantSHA != "" && sum != wantSHA) {
+		return "", ErrChecksum
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	return sum, nil
+}
+
+// Open reads key from offset off.
+func (l *Local) Open(ctx context.Context, key string, off int64) (io.ReadCloser, Info, error) {
+	f, info, err := l.File(key)
+	if err != nil {
+		return nil, info, err
+	}
+	if off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, info, fmt.Errorf("open %s: %w", key, err)
+		}
+	}
+	return f, info, nil
+}
+
+// File opens key for http.ServeContent (Range requests).
+func (l *Local) File(key string) (*os.File, Info, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Info{}, fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("open %s: %w", key, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Info{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return f, Info{Size: st.Size(), ContentType: ContentType(key), ModTime: st.ModTime()}, nil
+}
+
+// Stat describes key.
+func (l *Local) Stat(ctx context.Context, key string) (Info, error) {
+	f, info, err := l.File(key)
+	if err == nil {
+		f.Close()
+	}
+	return info, err
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (l *Local) Delete(ctx context.Context, key string) error {
+	p, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns keys under prefix, sorted.
+func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(l.dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == ".tmp" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(rel, prefix) {
+			keys = append(keys, rel)
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func uploadBinding(sha256hex string, size int64) string {
+	return sha256hex + ":" + strconv.FormatInt(size, 10)
+}
+
+// PresignPut returns a signed PUT to otad's upload route.
+func (l *Local) PresignPut(ctx context.Context, key, sha256hex string, size int64, ttl time.Duration) (Upload, error) {
+	if !ValidKey(key) {
+		return Upload{}, fmt.Errorf("invalid object key %q", key)
+	}
+	p := UploadPath + key
+	q, exp := l.signer.Sign("PUT", p, uploadBinding(sha256hex, size), ttl)
+	return Upload{Method: "PUT", URL: l.baseURL + p + "?" + q + "&sha256=" + sha256hex + "&size=" + strconv.FormatInt(size, 10),
+		Headers: map[string]string{"Content-Type": "application/zip"}, Expires: exp}, nil
+}
+
+// ReceiveUpload checks a presigned upload's signature (method PUT, path, query) and
+// stores the body if its size and SHA-256 match what was signed.
+func (l *Local) ReceiveUpload(ctx context.Context, urlPath string, q map[string][]string, body io.Reader) (key string, err error) {
+	key, ok := strings.CutPrefix(urlPath, UploadPath)
+	if !ok || !ValidKey(key) {
+		return "", fmt.Errorf("invalid upload path")
+	}
+	sum := firstOf(q["sha256"])
+	size, err := strconv.ParseInt(firstOf(q["size"]), 10, 64)
+	if err != nil || len(sum) != 64 {
+		return "", urlsign.ErrNoSig
+	}
+	if err := l.signer.Verify("PUT", urlPath, uploadBinding(sum, size), q); err != nil {
+		return "", err
+	}
+	if _, err := l.put(key, body, size, sum); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}

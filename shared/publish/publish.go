@@ -1,0 +1,293 @@
+// Package publish is the release pipeline shared by otad and the Lambdas: create a
+// pending release with a presigned upload, then (on the S3 event, or otad's upload
+// route) verify and unpack the bundle and mark it ready, then precompute patches.
+package publish
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/bundle"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/sign"
+	"github.com/otakit/ota/shared/store"
+)
+
+// Pipeline holds what publishing needs.
+type Pipeline struct {
+	Store  *store.Store
+	Blobs  blob.Store
+	Log    *slog.Logger
+	Limits bundle.Limits
+	// PatchBases is K: patches are precomputed from the last K ready releases.
+	PatchBases int
+	// UploadTTL is the lifetime of presigned upload URLs.
+	UploadTTL time.Duration
+	// MaxBundle is the largest zip accepted.
+	MaxBundle int64
+	// TempDir holds bundles while they are checked ("" = os.TempDir, /tmp on Lambda).
+	TempDir string
+}
+
+// NewPipeline fills in defaults.
+func NewPipeline(st *store.Store, blobs blob.Store, log *slog.Logger) *Pipeline {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pipeline{Store: st, Blobs: blobs, Log: log, Limits: bundle.DefaultLimits(), PatchBases: 5,
+		UploadTTL: 15 * time.Minute, MaxBundle: 256 << 20}
+}
+
+// Input is a release the CLI asks to publish.
+type Input struct {
+	AppID       string             `json:"-"`
+	Version     string             `json:"version"`
+	SHA256      string             `json:"sha256"`
+	Size        int64              `json:"size"`
+	Platform    string             `json:"platform,omitempty"`
+	MinNative   string             `json:"min_native,omitempty"`
+	Notes       string             `json:"notes,omitempty"`
+	Mandatory   bool               `json:"mandatory,omitempty"`
+	BuildNumber int64              `json:"build_number,omitempty"`
+	Signatures  release.Signatures `json:"signatures,omitzero"`
+	Format      string             `json:"-"` // release.FormatChunk for opaque uploads
+	CreatedBy   string             `json:"-"`
+}
+
+// Error is a refusal with a stable code (maps to a 4xx).
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Msg }
+
+func refuse(status int, code, format string, a ...any) *Error {
+	return &Error{Status: status, Code: code, Msg: fmt.Sprintf(format, a...)}
+}
+
+var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Create records a pending release and returns where to upload its bytes. Asking
+// again for the same version and bytes is safe: a pending release gets a fresh URL,
+// a ready one gets no URL (nothing to do).
+func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob.Upload, error) {
+	if err := release.ValidVersion(in.Version); err != nil {
+		return release.Release{}, nil, refuse(400, "invalid_version", "%v", err)
+	}
+	if !sha256Re.MatchString(in.SHA256) {
+		return release.Release{}, nil, refuse(400, "invalid_sha256", "sha256 must be 64 lowercase hex characters")
+	}
+	if in.Size <= 0 || in.Size > p.MaxBundle {
+		return release.Release{}, nil, refuse(400, "invalid_size", "size must be between 1 and %d bytes", p.MaxBundle)
+	}
+	if in.MinNative != "" && !versionLike(in.MinNative) {
+		return release.Release{}, nil, refuse(400, "invalid_min_native", "min_native must look like 1.2.3")
+	}
+	if _, err := p.Store.GetApp(ctx, in.AppID); errors.Is(err, store.ErrNotFound) {
+		return release.Release{}, nil, refuse(404, "app_not_found", "app %s does not exist", in.AppID)
+	} else if err != nil {
+		return release.Release{}, nil, err
+	}
+	r := release.Release{AppID: in.AppID, Version: in.Version, ID: "rel_" + in.SHA256[:12], Platform: in.Platform,
+		Status: release.StatusPending, SHA256: in.SHA256, Size: in.Size, MinNative: in.MinNative, Mandatory: in.Mandatory,
+		Notes: in.Notes, BuildNumber: in.BuildNumber, Signatures: in.Signatures, Format: in.Format, CreatedAt: p.Store.Now().UTC(), CreatedBy: in.CreatedBy}
+	if r.BuildNumber == 0 {
+		n, err := p.Store.NextSeq(ctx, in.AppID, "build")
+		if err != nil {
+			return r, nil, err
+		}
+		r.BuildNumber = n
+	}
+	err := p.Store.CreateRelease(ctx, r)
+	if errors.Is(err, store.ErrExists) {
+		old, gerr := p.Store.GetRelease(ctx, in.AppID, in.Version)
+		if gerr != nil {
+			return r, nil, gerr
+		}
+		if old.SHA256 != in.SHA256 || old.Size != in.Size {
+			return old, nil, refuse(409, "version_exists", "version %s already exists with other bytes; versions are immutable, publish a new one", in.Version)
+		}
+		if old.Status != release.StatusPending {
+			return old, nil, nil
+		}
+		r = old
+	} else if err != nil {
+		return r, nil, err
+	}
+	up, err := p.Blobs.PresignPut(ctx, blob.BundleKey(r.AppID, r.Version), r.SHA256, r.Size, p.UploadTTL)
+	if err != nil {
+		return r, nil, fmt.Errorf("presign upload: %w", err)
+	}
+	return r, &up, nil
+}
+
+var versionLikeRe = regexp.MustCompile(`^v?\d+(\.\d+){0,3}([-+][0-9A-Za-z.-]+)?$`)
+
+func versionLike(s string) bool { return versionLikeRe.MatchString(s) }
+
+// ErrNoRelease: an uploaded object has no release record (nothing was asked for it).
+var ErrNoRelease = errors.New("no release record for uploaded object")
+
+// Ingest processes an uploaded bundle object: verify the bytes, validate the archive,
+// store its files content-addressed and its manifest, then mark the release ready
+// with a conditional write. It is idempotent: duplicate or late events for a ready
+// release do nothing, concurrent runs end in one ready release, and a run that dies
+// half-way leaves the release pending for a retry to finish.
+func (p *Pipeline) Ingest(ctx context.Context, key string) error {
+	app, version, ok := blob.ParseBundleKey(key)
+	if !ok {
+		return fmt.Errorf("ingest %s: not a bundle key", key)
+	}
+	r, err := p.Store.GetRelease(ctx, app, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("ingest %s: %w", key, ErrNoRelease)
+	}
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", key, err)
+	}
+	if r.Status != release.StatusPending {
+		p.Log.Info("ingest: release already processed", "app", app, "version", version, "status", r.Status)
+		return nil
+	}
+	f, err := p.fetch(ctx, key, r)
+	if err != nil {
+		var perr *Error
+		if errors.As(err, &perr) {
+			return p.fail(ctx, r, perr)
+		}
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+
+	if r.Format == release.FormatChunk {
+		return p.markReady(ctx, r, "", 0)
+	}
+	m, err := bundle.Inspect(f, r.Size, p.Limits)
+	if err != nil {
+		var berr *bundle.Error
+		if errors.As(err, &berr) {
+			return p.fail(ctx, r, refuse(422, berr.Code, "%s", berr.Msg))
+		}
+		return fmt.Errorf("ingest %s: inspect: %w", key, err)
+	}
+	if err := p.storeFiles(ctx, f, r, m); err != nil {
+		return fmt.Errorf("ingest %s: %w", key, err)
+	}
+	return p.markReady(ctx, r, m.TreeHash, len(m.Files))
+}
+
+// markReady is the one conditional write that makes a release visible, then
+// precomputes patches to it.
+func (p *Pipeline) markReady(ctx context.Context, r release.Release, treeHash string, files int) error {
+	_, err := p.Store.UpdateRelease(ctx, r.AppID, r.Version, func(x *release.Release) error {
+		if x.Status != release.StatusPending {
+			return store.ErrUnchanged
+		}
+		x.Status, x.TreeHash, x.Files, x.ReadyAt = release.StatusReady, treeHash, files, p.Store.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s@%s ready: %w", r.AppID, r.Version, err)
+	}
+	p.Log.Info("release ready", "app", r.AppID, "version", r.Version, "files", files, "bytes", r.Size)
+	if err := p.Precompute(ctx, r.AppID, r.Version); err != nil {
+		p.Log.Warn("precompute patches failed", "app", r.AppID, "version", r.Version, "err", err)
+	}
+	return nil
+}
+
+// PublishBytes publishes a release whose bytes the server already holds (Flux's
+// inline chunk upload): create, store, ingest, in one call.
+func (p *Pipeline) PublishBytes(ctx context.Context, in Input, data []byte) (release.Release, error) {
+	in.SHA256, in.Size = sign.SHA256Hex(data), int64(len(data))
+	r, up, err := p.Create(ctx, in)
+	if err != nil {
+		return r, err
+	}
+	if up != nil {
+		key := blob.BundleKey(r.AppID, r.Version)
+		if err := p.Blobs.Put(ctx, key, bytes.NewReader(data), int64(len(data)), blob.ContentType(key)); err != nil {
+			return r, err
+		}
+		if err := p.Ingest(ctx, key); err != nil {
+			return r, err
+		}
+	}
+	return p.Store.GetRelease(ctx, r.AppID, r.Version)
+}
+
+// fetch copies the object into a temp file, checking size and SHA-256.
+func (p *Pipeline) fetch(ctx context.Context, key string, r release.Release) (*os.File, error) {
+	rc, info, err := p.Blobs.Open(ctx, key, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	defer rc.Close()
+	if info.Size != r.Size {
+		return nil, refuse(422, "size_mismatch", "uploaded %d bytes, release declares %d", info.Size, r.Size)
+	}
+	f, err := os.CreateTemp(p.TempDir, "bundle-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("temp file: %w", err)
+	}
+	sum, n, err := sign.SHA256HexReader(io.TeeReader(io.LimitReader(rc, r.Size+1), f))
+	if err == nil && (n != r.Size || sum != r.SHA256) {
+		err = refuse(422, "checksum_mismatch", "uploaded bytes do not match the declared sha256")
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// storeFiles writes every file content-addressed (skipping ones already stored) and
+// then the manifest.
+func (p *Pipeline) storeFiles(ctx context.Context, f *os.File, r release.Release, m *bundle.Manifest) error {
+	err := bundle.Walk(f, r.Size, m, func(bf bundle.File, rd io.Reader) error {
+		key := blob.FileKey(bf.SHA256)
+		if _, err := p.Blobs.Stat(ctx, key); err == nil {
+			return nil
+		} else if !errors.Is(err, blob.ErrNotFound) {
+			return err
+		}
+		return p.Blobs.Put(ctx, key, rd, bf.Size, blob.ContentType(key))
+	})
+	if err != nil {
+		return fmt.Errorf("store files: %w", err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return p.Blobs.Put(ctx, blob.ManifestKey(r.AppID, r.Version), bytes.NewReader(b), int64(len(b)), "application/json")
+}
+
+// fail marks a pending release failed with the refusal's code.
+func (p *Pipeline) fail(ctx context.Context, r release.Release, e *Error) error {
+	p.Log.Warn("release rejected", "app", r.AppID, "version", r.Version, "code", e.Code, "msg", e.Msg)
+	_, err := p.Store.UpdateRelease(ctx, r.AppID, r.Version, func(x *release.Release) error {
+		if x.Status != release.StatusPending {
+			return store.ErrUnchanged
+		}
+		x.Status, x.Error = release.StatusFailed, e.Code+": "+e.Msg
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark failed: %w", err)
+	}
+	return e
+}

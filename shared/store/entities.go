@@ -1,0 +1,317 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/otakit/ota/shared/release"
+)
+
+// Key schema (single table). PK/SK:
+//   APPS                  / <app>                          App
+//   APP#<app>             / REL#<version>                  Release
+//   APP#<app>             / CH#<channel>                   Channel
+//   APP#<app>             / CHH#<channel>#<unixnano>       ChannelEvent (history)
+//   APP#<app>             / PATCH#<kind>#<from>#<to>       Patch
+//   APP#<app>             / SEQ#<name>                     counter (build numbers, channel ids)
+//   DEV#<app>#<device>    / D                              Device
+//   KEYS                  / <sha256 of key>                APIKey
+//   STAT#<app>#<day>#<shard> / <channel>#<version>#<action> counter
+//   AUD#<app>             / <unixnano>#<rand>              AuditEntry
+//   APP#<app>             / FAILS#<version>                counter of failure reports (expires)
+//   DEDUP#<app>#<hash>    / E                              stats de-duplication marker (expires)
+
+func appPK(app string) string { return "APP#" + app }
+
+// ---- apps
+
+// CreateApp stores a new app; ErrExists if the id is taken.
+func (s *Store) CreateApp(ctx context.Context, a release.App) error {
+	_, err := putDoc(ctx, s.t, "APPS", a.ID, a, Cond{Kind: IfAbsent}, 0)
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("app %s: %w", a.ID, ErrExists)
+	}
+	return err
+}
+
+// GetApp returns an app or ErrNotFound.
+func (s *Store) GetApp(ctx context.Context, id string) (release.App, error) {
+	d, err := getDoc[release.App](ctx, s.t, "APPS", id)
+	return d.V, err
+}
+
+// ListApps returns every app, sorted by id.
+func (s *Store) ListApps(ctx context.Context) ([]release.App, error) {
+	return queryDocs[release.App](ctx, s.t, Query{PK: "APPS"})
+}
+
+// UpdateApp changes an existing app.
+func (s *Store) UpdateApp(ctx context.Context, id string, fn func(*release.App) error) (release.App, error) {
+	return update(ctx, s.t, "APPS", id, 0, func(a *release.App, ok bool) error {
+		if !ok {
+			return fmt.Errorf("app %s: %w", id, ErrNotFound)
+		}
+		return fn(a)
+	})
+}
+
+// NextSeq returns the next value of a per-app sequence (1, 2, ...).
+func (s *Store) NextSeq(ctx context.Context, app, name string) (int64, error) {
+	return s.t.Add(ctx, appPK(app), "SEQ#"+name, 1, 0)
+}
+
+// ---- releases
+
+// CreateRelease stores a new release record; ErrExists if the version is taken.
+func (s *Store) CreateRelease(ctx context.Context, r release.Release) error {
+	_, err := putDoc(ctx, s.t, appPK(r.AppID), "REL#"+r.Version, r, Cond{Kind: IfAbsent}, 0)
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("release %s@%s: %w", r.AppID, r.Version, ErrExists)
+	}
+	return err
+}
+
+// GetRelease returns one release or ErrNotFound.
+func (s *Store) GetRelease(ctx context.Context, app, version string) (release.Release, error) {
+	d, err := getDoc[release.Release](ctx, s.t, appPK(app), "REL#"+version)
+	return d.V, err
+}
+
+// ListReleases returns an app's releases, newest first.
+func (s *Store) ListReleases(ctx context.Context, app string) ([]release.Release, error) {
+	rs, err := queryDocs[release.Release](ctx, s.t, Query{PK: appPK(app), Prefix: "REL#"})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		if !rs[i].CreatedAt.Equal(rs[j].CreatedAt) {
+			return rs[i].CreatedAt.After(rs[j].CreatedAt)
+		}
+		return rs[i].BuildNumber > rs[j].BuildNumber
+	})
+	return rs, nil
+}
+
+// UpdateRelease changes an existing release under a revision condition.
+func (s *Store) UpdateRelease(ctx context.Context, app, version string, fn func(*release.Release) error) (release.Release, error) {
+	return update(ctx, s.t, appPK(app), "REL#"+version, 0, func(r *release.Release, ok bool) error {
+		if !ok {
+			return fmt.Errorf("release %s@%s: %w", app, version, ErrNotFound)
+		}
+		return fn(r)
+	})
+}
+
+// DeleteRelease removes a release record.
+func (s *Store) DeleteRelease(ctx context.Context, app, version string) error {
+	return s.t.Delete(ctx, appPK(app), "REL#"+version, Cond{Kind: IfExists})
+}
+
+// ---- channels
+
+// ChannelEvent is one entry of a channel's history.
+type ChannelEvent struct {
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor,omitempty"`
+	Action  string          `json:"action"`
+	Channel release.Channel `json:"channel"`
+}
+
+// GetChannel returns one channel or ErrNotFound.
+func (s *Store) GetChannel(ctx context.Context, app, name string) (release.Channel, error) {
+	d, err := getDoc[release.Channel](ctx, s.t, appPK(app), "CH#"+name)
+	return d.V, err
+}
+
+// ListChannels returns an app's channels sorted by name.
+func (s *Store) ListChannels(ctx context.Context, app string) ([]release.Channel, error) {
+	return queryDocs[release.Channel](ctx, s.t, Query{PK: appPK(app), Prefix: "CH#"})
+}
+
+// UpdateChannel changes (or creates) a channel and appends the new state to its
+// history in one transaction, so concurrent writers serialize on the channel's
+// revision and history never disagrees with the channel.
+func (s *Store) UpdateChannel(ctx context.Context, app, name, actor, action string, fn func(c *release.Channel, exists bool) error) (release.Channel, error) {
+	pk := appPK(app)
+	for range maxRetries {
+		d, err := getDoc[release.Channel](ctx, s.t, pk, "CH#"+name)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return d.V, err
+		}
+		exists := d.Rev != 0
+		if !exists {
+			d.V = release.Channel{AppID: app, Name: name, AllowSelfSet: false, Public: false}
+			id, err := s.NextSeq(ctx, app, "channel")
+			if err != nil {
+				return d.V, err
+			}
+			d.V.ID = id
+		}
+		if err := fn(&d.V, exists); err != nil {
+			if errors.Is(err, ErrUnchanged) {
+				return d.V, nil
+			}
+			return d.V, err
+		}
+		now := s.now().UTC()
+		d.V.UpdatedAt = now
+		chOp, err := putOp(pk, "CH#"+name, d.V, Cond{Kind: IfRev, Rev: d.Rev}, 0)
+		if err != nil {
+			return d.V, err
+		}
+		hOp, err := putOp(pk, fmt.Sprintf("CHH#%s#%019d", name, now.UnixNano()), ChannelEvent{At: now, Actor: actor, Action: action, Channel: d.V}, Cond{Kind: IfAbsent}, 0)
+		if err != nil {
+			return d.V, err
+		}
+		err = s.t.Transact(ctx, []Op{chOp, hOp})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		return d.V, err
+	}
+	return release.Channel{}, fmt.Errorf("channel %s/%s: %w after %d attempts", app, name, ErrConflict, maxRetries)
+}
+
+// ChannelHistory returns a channel's events, newest first.
+func (s *Store) ChannelHistory(ctx context.Context, app, name string, limit int) ([]ChannelEvent, error) {
+	return queryDocs[ChannelEvent](ctx, s.t, Query{PK: appPK(app), Prefix: "CHH#" + name + "#", Desc: true, Limit: limit})
+}
+
+// DeleteChannel removes a channel (its history stays).
+func (s *Store) DeleteChannel(ctx context.Context, app, name string) error {
+	return s.t.Delete(ctx, appPK(app), "CH#"+name, Cond{Kind: IfExists})
+}
+
+// ---- devices
+
+func devPK(app, id string) string { return "DEV#" + app + "#" + id }
+
+// DeviceTTL is how long an idle device record (and its failure memory) is kept.
+const DeviceTTL = 90 * 24 * time.Hour
+
+// GetDevice returns a device or ErrNotFound.
+func (s *Store) GetDevice(ctx context.Context, app, id string) (release.Device, error) {
+	d, err := getDoc[release.Device](ctx, s.t, devPK(app, id), "D")
+	return d.V, err
+}
+
+// UpdateDevice changes (or creates) a device record; it expires DeviceTTL after the last write.
+func (s *Store) UpdateDevice(ctx context.Context, app, id string, fn func(d *release.Device) error) (release.Device, error) {
+	exp := s.now().Add(DeviceTTL).Unix()
+	return update(ctx, s.t, devPK(app, id), "D", exp, func(d *release.Device, ok bool) error {
+		if !ok {
+			*d = release.Device{AppID: app, ID: id}
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+		now := s.now()
+		for v, until := range d.Failed { // drop expired failure memory
+			if until <= now.Unix() {
+				delete(d.Failed, v)
+			}
+		}
+		d.SeenAt = now.UTC()
+		return nil
+	})
+}
+
+// ---- patches
+
+// Patch records a precomputed patch between two releases of an app.
+type Patch struct {
+	AppID   string    `json:"app_id"`
+	Kind    string    `json:"kind"` // "ota" (our tree format) or "flux"
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	Key     string    `json:"key"` // blob key
+	Size    int64     `json:"size"`
+	SHA256  string    `json:"sha256"`
+	Created time.Time `json:"created"`
+}
+
+func patchSK(kind, from, to string) string { return "PATCH#" + kind + "#" + from + "#" + to }
+
+// PutPatch records a patch (idempotent: same pair, same content-addressed key).
+func (s *Store) PutPatch(ctx context.Context, p Patch) error {
+	_, err := putDoc(ctx, s.t, appPK(p.AppID), patchSK(p.Kind, p.From, p.To), p, Cond{}, 0)
+	return err
+}
+
+// GetPatch returns a patch record or ErrNotFound.
+func (s *Store) GetPatch(ctx context.Context, app, kind, from, to string) (Patch, error) {
+	d, err := getDoc[Patch](ctx, s.t, appPK(app), patchSK(kind, from, to))
+	return d.V, err
+}
+
+// ListPatches returns an app's patches of one kind.
+func (s *Store) ListPatches(ctx context.Context, app, kind string) ([]Patch, error) {
+	return queryDocs[Patch](ctx, s.t, Query{PK: appPK(app), Prefix: "PATCH#" + kind + "#"})
+}
+
+// DeletePatch removes a patch record.
+func (s *Store) DeletePatch(ctx context.Context, app, kind, from, to string) error {
+	return s.t.Delete(ctx, appPK(app), patchSK(kind, from, to), Cond{})
+}
+
+// ---- audit
+
+// AuditEntry is one management action.
+type AuditEntry struct {
+	At     time.Time `json:"at"`
+	AppID  string    `json:"app_id,omitempty"`
+	KeyID  string    `json:"key_id"`
+	Action string    `json:"action"`
+	Target string    `json:"target,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Audit appends an entry; app "" files it under the server-wide log.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = s.now().UTC()
+	}
+	sk := fmt.Sprintf("%019d#%s", e.At.UnixNano(), randHex(4))
+	_, err := putDoc(ctx, s.t, "AUD#"+e.AppID, sk, e, Cond{Kind: IfAbsent}, 0)
+	return err
+}
+
+// ListAudit returns an app's audit entries (or the server-wide ones for ""), newest first.
+func (s *Store) ListAudit(ctx context.Context, app string, limit int) ([]AuditEntry, error) {
+	return queryDocs[AuditEntry](ctx, s.t, Query{PK: "AUD#" + app, Desc: true, Limit: limit})
+}
+
+
+// ---- failure memory
+
+// FailureMemory is how long a device is not offered a version it failed to install or boot.
+const FailureMemory = 30 * 24 * time.Hour
+
+// RecordFailure remembers that device failed version and counts the failure on the
+// version, so checks know when reading device records is worth it.
+func (s *Store) RecordFailure(ctx context.Context, app, device, version string) error {
+	until := s.now().Add(FailureMemory).Unix()
+	if _, err := s.UpdateDevice(ctx, app, device, func(d *release.Device) error {
+		if d.Failed == nil {
+			d.Failed = map[string]int64{}
+		}
+		d.Failed[version] = until
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record failure: %w", err)
+	}
+	_, err := s.t.Add(ctx, appPK(app), "FAILS#"+version, 1, until)
+	return err
+}
+
+// FailureCount returns how many failures were recorded for version (live memory only).
+func (s *Store) FailureCount(ctx context.Context, app, version string) (int64, error) {
+	it, err := s.t.Get(ctx, appPK(app), "FAILS#"+version)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return it.N, err
+}
