@@ -313,6 +313,9 @@ type channelInput struct {
 	AllowSelfSet *bool   `json:"allow_self_set"`
 	NoEmulator   *bool   `json:"no_emulator"`
 	NoDevBuild   *bool   `json:"no_dev_build"`
+	// Automatic rollout halt: failed/attempted installs above MaxFailureRate after MinAttempts.
+	MaxFailureRate *float64 `json:"max_failure_rate"`
+	MinAttempts    *int64   `json:"min_attempts"`
 }
 
 // setChannel creates or changes a channel; setting a version needs a ready release.
@@ -332,6 +335,14 @@ func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	if in.MaxFailureRate != nil && (*in.MaxFailureRate <= 0 || *in.MaxFailureRate > 1) {
+		s.writeErr(w, r, errBad("invalid_policy", "max_failure_rate must be in (0, 1]"))
+		return
+	}
+	if in.MinAttempts != nil && *in.MinAttempts < 1 {
+		s.writeErr(w, r, errBad("invalid_policy", "min_attempts must be at least 1"))
+		return
+	}
 	if in.Version != nil {
 		if err := s.requireReady(r, a.ID, *in.Version); err != nil {
 			s.writeErr(w, r, err)
@@ -346,6 +357,8 @@ func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
 		setIf(&c.AllowSelfSet, in.AllowSelfSet)
 		setIf(&c.NoEmulator, in.NoEmulator)
 		setIf(&c.NoDevBuild, in.NoDevBuild)
+		setIf(&c.Policy.MaxFailureRate, in.MaxFailureRate)
+		setIf(&c.Policy.MinAttempts, in.MinAttempts)
 		return nil
 	})
 	if err != nil {

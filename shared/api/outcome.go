@@ -41,14 +41,21 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 	if o.At.IsZero() {
 		o.At = s.Store.Now()
 	}
+	if o.Channel == "" {
+		if app, err := s.state.app(ctx, o.AppID); err == nil {
+			o.Channel = app.DefaultChannel
+		}
+	}
 	day := store.Day(o.At)
 	if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: o.Action}, 1); err != nil {
 		return err
 	}
 	switch o.Kind {
 	case OutcomeInstalled:
-		_, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionInstalled}, 1)
-		return err
+		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionInstalled}, 1); err != nil {
+			return err
+		}
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, false)
 	case OutcomeFailed:
 		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionFailed}, 1); err != nil {
 			return err
@@ -59,6 +66,7 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 			}
 			s.state.invalidate(o.AppID)
 		}
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ type Route struct {
 	Method  string
 	Path    string // net/http ServeMux pattern path
 	Group   Group
-	Handler func(*Server) http.HandlerFunc
+	Handler func(*Server, http.ResponseWriter, *http.Request)
 }
 
 // Pattern is the ServeMux pattern "METHOD /path".
@@ -52,7 +52,7 @@ func Routes() []Route {
 		{"PUT", "/blob/{key...}", GroupLocal, (*Server).localUpload},
 	}
 	// Each protocol adapter lists its routes next to its handlers (one file per protocol).
-	for _, adapter := range [][]Route{capgoRoutes(), nativeUpdateRoutes(), fluxRoutes(), seedRoutes(), checkDeviceRoutes(), deviceRoutes()} {
+	for _, adapter := range [][]Route{safetyRoutes(), capgoRoutes(), nativeUpdateRoutes(), fluxRoutes(), seedRoutes(), checkDeviceRoutes(), deviceRoutes()} {
 		rs = append(rs, adapter...)
 	}
 	return rs
@@ -67,7 +67,8 @@ func (s *Server) Handler(groups ...Group) http.Handler {
 	}
 	for _, r := range Routes() {
 		if len(groups) == 0 || want[r.Group] {
-			mux.Handle(r.Pattern(), r.Handler(s))
+			h := r.Handler
+			mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) { h(s, w, req) })
 		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

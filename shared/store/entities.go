@@ -22,6 +22,7 @@ import (
 //   STAT#<app>#<day>#<shard> / <channel>#<version>#<action> counter
 //   AUD#<app>             / <unixnano>#<rand>              AuditEntry
 //   APP#<app>             / FAILS#<version>                counter of failure reports (expires)
+//   APP#<app>             / RO#<channel>#<salt>#att|fail    rollout install attempts / failures
 //   DEDUP#<app>#<hash>    / E                              stats de-duplication marker (expires)
 
 func appPK(app string) string { return "APP#" + app }
@@ -314,4 +315,41 @@ func (s *Store) FailureCount(ctx context.Context, app, version string) (int64, e
 		return 0, nil
 	}
 	return it.N, err
+}
+
+// ---- rollout health
+
+func rolloutSK(channel, salt, what string) string { return "RO#" + channel + "#" + salt + "#" + what }
+
+// AddRolloutOutcome counts an install attempt (and a failure) of a channel's current
+// rollout, keyed by the rollout's salt so a new rollout starts from zero; it returns
+// the running totals.
+func (s *Store) AddRolloutOutcome(ctx context.Context, app, channel, salt string, failed bool) (attempts, failures int64, err error) {
+	pk := appPK(app)
+	if attempts, err = s.t.Add(ctx, pk, rolloutSK(channel, salt, "att"), 1, 0); err != nil {
+		return 0, 0, err
+	}
+	var delta int64
+	if failed {
+		delta = 1
+	}
+	// Adding 0 reads the current value atomically in the same shape.
+	failures, err = s.t.Add(ctx, pk, rolloutSK(channel, salt, "fail"), delta, 0)
+	return attempts, failures, err
+}
+
+// RolloutOutcomes returns a rollout's totals.
+func (s *Store) RolloutOutcomes(ctx context.Context, app, channel, salt string) (attempts, failures int64, err error) {
+	get := func(what string) (int64, error) {
+		it, err := s.t.Get(ctx, appPK(app), rolloutSK(channel, salt, what))
+		if errors.Is(err, ErrNotFound) {
+			return 0, nil
+		}
+		return it.N, err
+	}
+	if attempts, err = get("att"); err != nil {
+		return
+	}
+	failures, err = get("fail")
+	return
 }

@@ -1,0 +1,349 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/store"
+)
+
+// Release safety: staged rollouts, rollback, automatic halts, stats and audit.
+// Every channel change is one conditional write (store.UpdateChannel), so racing
+// operators end in one consistent state, and each change lands in the channel history.
+
+func safetyRoutes() []Route {
+	return []Route{
+		{"PUT", "/v1/apps/{app}/channels/{channel}/rollout", GroupAdmin, (*Server).setRollout},
+		{"POST", "/v1/apps/{app}/channels/{channel}/rollout/{action}", GroupAdmin, (*Server).rolloutAction},
+		{"POST", "/v1/apps/{app}/channels/{channel}/rollback", GroupAdmin, (*Server).rollback},
+		{"GET", "/v1/apps/{app}/status", GroupAdmin, (*Server).status},
+		{"GET", "/v1/apps/{app}/stats", GroupAdmin, (*Server).stats},
+		{"GET", "/v1/apps/{app}/audit", GroupAdmin, (*Server).auditLog},
+	}
+}
+
+func newSalt() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// channelChange runs one audited channel update and answers with the new state.
+func (s *Server) channelChange(w http.ResponseWriter, r *http.Request, action string, fn func(c *release.Channel, exists bool) error) {
+	a, k, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	name := r.PathValue("channel")
+	if err := release.ValidChannel(name); err != nil {
+		s.writeErr(w, r, errBad("invalid_channel", "%v", err))
+		return
+	}
+	c, err := s.Store.UpdateChannel(r.Context(), a.ID, name, k.ID, action, fn)
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "channel"))
+		return
+	}
+	s.state.invalidate(a.ID)
+	s.audit(r.Context(), k, a.ID, action, name, describeChannel(c))
+	writeJSON(w, http.StatusOK, map[string]any{"channel": c})
+}
+
+func describeChannel(c release.Channel) string {
+	d := "stable=" + c.Stable
+	if c.Builtin {
+		d = "builtin"
+	}
+	if ro := c.Rolling; ro != nil {
+		d += fmt.Sprintf(" rolling=%s@%g%%", ro.Version, ro.Percent)
+		if ro.Halted {
+			d += " halted"
+		}
+	}
+	return d
+}
+
+var errNoChannel = &badRequest{Status: http.StatusNotFound, Code: "channel_not_found", Msg: "channel not found"}
+
+type rolloutInput struct {
+	Version string   `json:"version"`
+	Percent *float64 `json:"percent"`
+}
+
+// setRollout starts a rollout of version to percent of the channel's devices, or
+// changes the percentage of the running one (same version keeps its salt, so raising
+// the percentage never moves a device back).
+func (s *Server) setRollout(w http.ResponseWriter, r *http.Request) {
+	var in rolloutInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if in.Percent == nil || *in.Percent < 0 || *in.Percent > 100 {
+		s.writeErr(w, r, errBad("invalid_percent", "percent must be between 0 and 100"))
+		return
+	}
+	if err := s.requireReady(r, r.PathValue("app"), in.Version); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.channelChange(w, r, "rollout.set", func(c *release.Channel, exists bool) error {
+		if !exists || (c.Stable == "" && !c.Builtin) {
+			return errBad("no_stable_release", "set the channel's stable release before rolling out another")
+		}
+		if c.Stable == in.Version {
+			return errBad("already_stable", "version %s is already the channel's stable release", in.Version)
+		}
+		if c.Rolling == nil || c.Rolling.Version != in.Version {
+			c.Rolling = &release.Rollout{Version: in.Version, Salt: newSalt(), StartedAt: s.Store.Now().UTC()}
+		}
+		c.Rolling.Percent = *in.Percent
+		return nil
+	})
+}
+
+// rolloutAction is promote (rolling becomes stable), halt or resume.
+func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	switch action {
+	case "promote", "halt", "resume":
+	default:
+		s.writeErr(w, r, &badRequest{Status: http.StatusNotFound, Code: "route_not_found", Msg: "unknown rollout action " + action})
+		return
+	}
+	s.channelChange(w, r, "rollout."+action, func(c *release.Channel, exists bool) error {
+		if !exists {
+			return errNoChannel
+		}
+		if c.Rolling == nil {
+			return &badRequest{Status: http.StatusConflict, Code: "no_rollout", Msg: "the channel has no rollout"}
+		}
+		switch action {
+		case "promote":
+			c.Stable, c.Builtin, c.Rolling = c.Rolling.Version, false, nil
+		case "halt":
+			c.Rolling.Halted, c.Rolling.HaltReason = true, "halted by operator"
+		case "resume":
+			c.Rolling.Halted, c.Rolling.HaltReason = false, ""
+		}
+		return nil
+	})
+}
+
+type rollbackInput struct {
+	To      string `json:"to"`
+	Builtin bool   `json:"builtin"`
+}
+
+// rollback points the channel at an earlier release (default: the stable release
+// before the current one, from the channel history) or at the built-in bundle, and
+// drops any rollout. Devices see it on their next check, at most StateTTL later.
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var in rollbackInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	app, name := r.PathValue("app"), r.PathValue("channel")
+	if in.To != "" {
+		if err := s.requireReady(r, app, in.To); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	s.channelChange(w, r, "rollback", func(c *release.Channel, exists bool) error {
+		if !exists {
+			return errNoChannel
+		}
+		c.Rolling = nil
+		switch {
+		case in.Builtin:
+			c.Builtin = true
+		case in.To != "":
+			c.Stable, c.Builtin = in.To, false
+		default:
+			prev, err := s.previousStable(r.Context(), app, name, c.Stable)
+			if err != nil {
+				return err
+			}
+			c.Stable, c.Builtin = prev, false
+		}
+		return nil
+	})
+}
+
+// previousStable finds in the history the last stable release other than current.
+func (s *Server) previousStable(ctx context.Context, app, channel, current string) (string, error) {
+	hist, err := s.Store.ChannelHistory(ctx, app, channel, 200)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range hist {
+		if v := e.Channel.Stable; v != "" && v != current && !e.Channel.Builtin {
+			if rel, err := s.Store.GetRelease(ctx, app, v); err == nil && rel.Status == release.StatusReady {
+				return v, nil
+			}
+		}
+	}
+	return "", &badRequest{Status: http.StatusConflict, Code: "no_previous_release", Msg: "no earlier release in the channel history; use --to VERSION or --builtin"}
+}
+
+// checkRolloutHealth counts an install outcome against the channel's rollout and
+// halts the rollout when its failure rate crosses the channel's policy.
+func (s *Server) checkRolloutHealth(ctx context.Context, app, channel, version string, failed bool) error {
+	cs, err := s.state.channel(ctx, app, channel)
+	if err != nil || cs.ch == nil || cs.ch.Rolling == nil || cs.ch.Rolling.Version != version || cs.ch.Rolling.Halted {
+		return err
+	}
+	ro, pol := cs.ch.Rolling, cs.ch.Policy.Effective()
+	att, fails, err := s.Store.AddRolloutOutcome(ctx, app, channel, ro.Salt, failed)
+	if err != nil || att < pol.MinAttempts || float64(fails)/float64(att) <= pol.MaxFailureRate {
+		return err
+	}
+	reason := fmt.Sprintf("auto-halted: %d of %d installs failed (limit %.0f%% after %d)", fails, att, pol.MaxFailureRate*100, pol.MinAttempts)
+	_, err = s.Store.UpdateChannel(ctx, app, channel, "auto-halt", "rollout.auto_halt", func(c *release.Channel, exists bool) error {
+		if !exists || c.Rolling == nil || c.Rolling.Salt != ro.Salt || c.Rolling.Halted {
+			return store.ErrUnchanged // already halted, promoted or replaced
+		}
+		c.Rolling.Halted, c.Rolling.HaltReason = true, reason
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.state.invalidate(app)
+	s.Log.Warn("rollout halted", "app", app, "channel", channel, "version", version, "attempts", att, "failures", fails)
+	s.audit(ctx, store.APIKey{ID: "auto-halt"}, app, "rollout.auto_halt", channel, reason)
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	chs, err := s.Store.ListChannels(r.Context(), a.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	type rolloutHealth struct {
+		Attempts int64 `json:"attempts"`
+		Failures int64 `json:"failures"`
+	}
+	type chStatus struct {
+		release.Channel
+		RolloutHealth *rolloutHealth `json:"rollout_health,omitempty"`
+	}
+	out := []chStatus{}
+	for _, c := range chs {
+		cs := chStatus{Channel: c}
+		if c.Rolling != nil {
+			att, fails, err := s.Store.RolloutOutcomes(r.Context(), a.ID, c.Name, c.Rolling.Salt)
+			if err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
+			cs.RolloutHealth = &rolloutHealth{Attempts: att, Failures: fails}
+		}
+		out = append(out, cs)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"app": viewApp(a), "channels": out, "cache_seconds": s.cfg.StateTTL.Seconds()})
+}
+
+// stats serves daily counters: per channel, version and action, plus the derived
+// install success rate per version.
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	days := 7
+	if v := r.URL.Query().Get("days"); v != "" {
+		if days, err = strconv.Atoi(v); err != nil || days < 1 || days > 366 {
+			s.writeErr(w, r, errBad("invalid_days", "days must be between 1 and 366"))
+			return
+		}
+	}
+	channel := r.URL.Query().Get("channel")
+	now := s.Store.Now()
+	var dayList []string
+	for i := days - 1; i >= 0; i-- {
+		dayList = append(dayList, store.Day(now.Add(-time.Duration(i)*24*time.Hour)))
+	}
+	counts, err := s.Store.ReadStats(r.Context(), a.ID, dayList)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	type versionSummary struct {
+		Version     string  `json:"version"`
+		Installed   int64   `json:"installed"`
+		Failed      int64   `json:"failed"`
+		SuccessRate float64 `json:"success_rate"` // installed / (installed + failed); 0 when none
+	}
+	rows := []store.StatCount{}
+	sum := map[string]*versionSummary{}
+	var order []string
+	for _, c := range counts {
+		if channel != "" && c.Channel != channel {
+			continue
+		}
+		rows = append(rows, c)
+		if c.Action != ActionInstalled && c.Action != ActionFailed {
+			continue
+		}
+		v := sum[c.Version]
+		if v == nil {
+			v = &versionSummary{Version: c.Version}
+			sum[c.Version] = v
+			order = append(order, c.Version)
+		}
+		if c.Action == ActionInstalled {
+			v.Installed += c.Count
+		} else {
+			v.Failed += c.Count
+		}
+	}
+	versions := []versionSummary{}
+	for _, k := range order {
+		v := sum[k]
+		if t := v.Installed + v.Failed; t > 0 {
+			v.SuccessRate = float64(v.Installed) / float64(t)
+		}
+		versions = append(versions, *v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"days": dayList, "counts": rows, "versions": versions})
+}
+
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 1000 {
+			limit = n
+		}
+	}
+	entries, err := s.Store.ListAudit(r.Context(), a.ID, limit)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if entries == nil {
+		entries = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+}
