@@ -106,9 +106,9 @@ Publish a first release (in another terminal, from the repository):
   export OTA_SERVER=%[1]s
   %[2]s
   go run ./cmd/ota app create com.example.app
-  go run ./cmd/ota release testdata/quickstart/www --app com.example.app --version 1.0.0 --channel production
+  go run ./cmd/ota release testdata/quickstart/www --app com.example.app --version 1.0.1 --channel production
 
-Then point a Capacitor app (@capgo/capacitor-updater) at it:
+Then point a Capacitor app whose store build is 1.0.0 (@capgo/capacitor-updater) at it:
   updateUrl  %[1]s/capgo/updates
   statsUrl   %[1]s/capgo/stats
   channelUrl %[1]s/capgo/channel_self

@@ -1,4 +1,327 @@
 package api
 
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/bundle"
+	"github.com/otakit/ota/shared/publish"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/sign"
+	"github.com/otakit/ota/shared/store"
+)
+
+// The Ionic/Appflow-style check-device protocol, which our own Go device client
+// speaks, see protocols/seed-manifest.md part 2.
+//
+// Protected apps (device tokens) do not exist yet: every app is public, and the
+// optional Authorization header is ignored.
+
 // checkDeviceRoutes lists the routes of this protocol adapter.
-func checkDeviceRoutes() []Route { return nil }
+func checkDeviceRoutes() []Route {
+	return []Route{
+		{"POST", "/apps/{appId}/channels/check-device", GroupCheck, (*Server).cdCheck},
+		{"GET", "/apps/{appId}/snapshots/{id}/zip", GroupCheck, (*Server).cdSnapshotZip},
+		{"GET", "/apps/{appId}/snapshots/{id}/manifest", GroupCheck, (*Server).cdSnapshotManifest},
+	}
+}
+
+// cdRequest is the check body; every field is a string (a wrong type is a 400).
+type cdRequest struct {
+	DeviceID        string `json:"device_id"`
+	ChannelName     string `json:"channel_name"`
+	Platform        string `json:"platform"`
+	PlatformVersion string `json:"platform_version"`
+	BinaryVersion   string `json:"binary_version"`
+	CurrentUpdateID string `json:"current_update_id"`
+	SnapshotID      string `json:"snapshot_id"` // older sketch's name for the same thing
+}
+
+// cdPatch is our extension for the Go client: a tree patch (shared/delta) from the
+// device's current version, offered only when it exists for exactly that version.
+type cdPatch struct {
+	From   string `json:"from"`
+	URL    string `json:"url"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// cdUpdate is the compatible-update answer (a superset of both sketches).
+type cdUpdate struct {
+	Available        bool      `json:"available"`
+	Compatible       bool      `json:"compatible"`
+	UpdateID         string    `json:"update_id"`
+	Snapshot         string    `json:"snapshot"`
+	Version          string    `json:"version"`
+	URL              string    `json:"url"`
+	ManifestURL      string    `json:"manifest_url"`
+	ArtifactURL      string    `json:"artifact_url"`
+	Integrity        string    `json:"integrity"`
+	SHA256           string    `json:"sha256"`
+	Size             int64     `json:"size"`
+	Mandatory        bool      `json:"mandatory"`
+	MinBinaryVersion string    `json:"min_binary_version"`
+	Patches          []cdPatch `json:"patches,omitempty"`
+}
+
+// cdIncompatible: an update exists but the binary is too old; no URLs.
+type cdIncompatible struct {
+	Available        bool   `json:"available"`
+	Compatible       bool   `json:"compatible"`
+	UpdateID         string `json:"update_id"`
+	Version          string `json:"version"`
+	MinBinaryVersion string `json:"min_binary_version"`
+}
+
+func releaseRef(r *release.Release) string {
+	if r.ID != "" {
+		return r.ID
+	}
+	return r.Version
+}
+
+func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("appId")
+	if release.ValidAppID(app) != nil {
+		writeError(w, http.StatusBadRequest, "invalid_app_id", "invalid app id")
+		return
+	}
+	var in cdRequest
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	platform := strings.ToLower(in.Platform)
+	in.DeviceID = normDeviceID(in.DeviceID)
+	cur := in.CurrentUpdateID
+	if cur == "" {
+		cur = in.SnapshotID
+	}
+	switch {
+	case in.ChannelName != "" && release.ValidChannel(in.ChannelName) != nil:
+		writeError(w, http.StatusBadRequest, "invalid_channel", "invalid channel_name")
+		return
+	case !validDeviceID(in.DeviceID):
+		writeError(w, http.StatusBadRequest, "invalid_device_id", "device_id must be at most 128 printable characters")
+		return
+	case !validPlatform(platform):
+		writeError(w, http.StatusBadRequest, "invalid_platform", "invalid platform")
+		return
+	case len(in.BinaryVersion) > 64 || len(in.PlatformVersion) > 64 || len(cur) > 128:
+		writeError(w, http.StatusBadRequest, "invalid_field", "field too long")
+		return
+	}
+	ctx := r.Context()
+	// The current update may be named by release id or by version: Decide compares
+	// versions, so an id is matched after deciding.
+	q := release.Question{AppID: app, Channel: in.ChannelName, DeviceID: in.DeviceID, Platform: platform,
+		Current: cur, Native: in.BinaryVersion}
+	d, err := s.decide(ctx, q)
+	if errors.Is(err, errUnknownApp) {
+		writeError(w, http.StatusNotFound, "app_not_found", "unknown app")
+		return
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if d.Release != nil && cur != "" && (cur == d.Release.ID || cur == d.Release.Version) {
+		writeJSON(w, http.StatusOK, map[string]bool{"available": false, "compatible": true})
+		return
+	}
+	switch {
+	case d.Kind == release.Revert:
+		writeJSON(w, http.StatusOK, map[string]bool{"available": true, "compatible": true, "revert_to_builtin": true})
+		return
+	case d.Kind == release.Blocked && d.Breaking && d.Release != nil && plainZip(d.Release):
+		writeJSON(w, http.StatusOK, cdIncompatible{Available: true, Compatible: false, UpdateID: releaseRef(d.Release),
+			Version: d.Release.Version, MinBinaryVersion: minNativeOrZero(d.Release)})
+		return
+	}
+	rel := zipUpdate(d)
+	if rel == nil {
+		writeJSON(w, http.StatusOK, map[string]bool{"available": false, "compatible": true})
+		return
+	}
+	a, err := s.cdAnswer(ctx, r, rel, cur)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// cdAnswer builds the compatible-update answer for rel, offered to a device on cur.
+func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Release, cur string) (cdUpdate, error) {
+	ref := releaseRef(rel)
+	integrity, err := sign.SRIFromHex(rel.SHA256)
+	if err != nil {
+		return cdUpdate{}, err
+	}
+	artifact, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version), s.cfg.URLTTL)
+	if err != nil {
+		return cdUpdate{}, err
+	}
+	base := s.baseURL(r) + "/apps/" + rel.AppID + "/snapshots/" + ref
+	a := cdUpdate{Available: true, Compatible: true, UpdateID: ref, Snapshot: ref, Version: rel.Version,
+		URL: base + "/zip", ManifestURL: base + "/manifest", ArtifactURL: artifact, Integrity: integrity,
+		SHA256: rel.SHA256, Size: rel.Size, Mandatory: rel.Mandatory, MinBinaryVersion: minNativeOrZero(rel)}
+	if cur == "" {
+		return a, nil
+	}
+	// Offer a patch only from exactly the version the device runs: it cannot apply
+	// any other. Only precomputed patches are offered (no work on the check path).
+	from, err := s.cdFind(ctx, rel.AppID, cur)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, nil
+	}
+	if err != nil {
+		return a, err
+	}
+	if !plainZip(&from) {
+		return a, nil
+	}
+	p, err := s.Store.GetPatch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, nil
+	}
+	if err != nil {
+		return a, err
+	}
+	u, err := s.URLs.URL(ctx, p.Key, s.cfg.URLTTL)
+	if err != nil {
+		return a, err
+	}
+	a.Patches = []cdPatch{{From: from.Version, URL: u, Size: p.Size, SHA256: p.SHA256}}
+	return a, nil
+}
+
+// cdFind resolves a snapshot reference: a version name, else a release id.
+func (s *Server) cdFind(ctx context.Context, app, ref string) (release.Release, error) {
+	if release.ValidVersion(ref) == nil {
+		rel, err := s.Store.GetRelease(ctx, app, ref)
+		if !errors.Is(err, store.ErrNotFound) {
+			return rel, err
+		}
+	}
+	if !strings.HasPrefix(ref, "rel_") {
+		return release.Release{}, store.ErrNotFound
+	}
+	rels, err := s.Store.ListReleases(ctx, app)
+	if err != nil {
+		return release.Release{}, err
+	}
+	for _, x := range rels {
+		if x.ID == ref {
+			return x, nil
+		}
+	}
+	return release.Release{}, store.ErrNotFound
+}
+
+// cdSnapshot resolves {appId}/{id} to a servable zip release.
+func (s *Server) cdSnapshot(w http.ResponseWriter, r *http.Request) (release.Release, bool) {
+	app, id := r.PathValue("appId"), r.PathValue("id")
+	if release.ValidAppID(app) != nil || len(id) > 128 {
+		writeError(w, http.StatusNotFound, "snapshot_not_found", "no such snapshot")
+		return release.Release{}, false
+	}
+	rel, err := s.cdFind(r.Context(), app, id)
+	if err == nil && (rel.Status != release.StatusReady || rel.Disabled || !plainZip(&rel)) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "snapshot_not_found", "no such snapshot")
+		return rel, false
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return rel, false
+	}
+	return rel, true
+}
+
+// cdSnapshotZip redirects to a short-lived signed URL of the (immutable) zip.
+func (s *Server) cdSnapshotZip(w http.ResponseWriter, r *http.Request) {
+	rel, ok := s.cdSnapshot(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.URLs.URL(r.Context(), blob.BundleKey(rel.AppID, rel.Version), s.cfg.URLTTL)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	redirectNoStore(w, u)
+}
+
+// cdFileEntry is one file of the per-file manifest.
+type cdFileEntry struct {
+	Integrity string `json:"integrity"`
+	Size      int64  `json:"size"`
+	URL       string `json:"url"`
+}
+
+type cdManifest struct {
+	Version   int                    `json:"version"`
+	Timestamp string                 `json:"timestamp"`
+	Files     map[string]cdFileEntry `json:"files"`
+}
+
+// cdSnapshotManifest answers the per-file manifest (format version 2) with a
+// signed, content-addressed URL per file, so a client fetches only changed files.
+func (s *Server) cdSnapshotManifest(w http.ResponseWriter, r *http.Request) {
+	rel, ok := s.cdSnapshot(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	rc, _, err := s.Blobs.Open(ctx, blob.ManifestKey(rel.AppID, rel.Version), 0)
+	if errors.Is(err, blob.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "snapshot_not_found", "snapshot has no manifest")
+		return
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var buf bytes.Buffer
+	_, err = buf.ReadFrom(rc)
+	rc.Close()
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var m bundle.Manifest
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	ts := rel.ReadyAt
+	if ts.IsZero() {
+		ts = rel.CreatedAt
+	}
+	out := cdManifest{Version: 2, Timestamp: ts.UTC().Format(time.RFC3339), Files: make(map[string]cdFileEntry, len(m.Files))}
+	for _, f := range m.Files {
+		integrity, err := sign.SRIFromHex(f.SHA256)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		u, err := s.URLs.URL(ctx, blob.FileKey(f.SHA256), s.cfg.URLTTL)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		out.Files[f.Path] = cdFileEntry{Integrity: integrity, Size: f.Size, URL: u}
+	}
+	w.Header().Set("Cache-Control", "no-store") // carries short-lived signed URLs
+	writeJSON(w, http.StatusOK, out)
+}

@@ -115,7 +115,7 @@ func (s *Server) nuAPICheck(w http.ResponseWriter, r *http.Request) {
 		nuBad(w, "invalid_current_version")
 		return
 	}
-	dev := q.Get("deviceId")
+	dev := normDeviceID(q.Get("deviceId"))
 	if !validDeviceID(dev) {
 		nuBad(w, "invalid_device_id")
 		return
@@ -200,7 +200,7 @@ func (s *Server) nuBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	rel, err := s.servableRelease(ctx, app, r.PathValue("version"))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && rel.Format == release.FormatChunk) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !plainZip(&rel)) {
 		writeError(w, http.StatusNotFound, "bundle_not_found", "no such bundle")
 		return
 	}
@@ -240,7 +240,7 @@ func (s *Server) nuConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 		return *p
 	}
-	app, version, dev, platform, ch := str(b.AppID), str(b.Version), str(b.DeviceID), strings.ToLower(str(b.Platform)), str(b.Channel)
+	app, version, dev, platform, ch := str(b.AppID), str(b.Version), normDeviceID(str(b.DeviceID)), strings.ToLower(str(b.Platform)), str(b.Channel)
 	switch {
 	case app == "" || version == "" || b.Success == nil:
 		writeError(w, http.StatusBadRequest, "missing_field", "appId, version (strings) and success (bool) are required")
@@ -291,13 +291,18 @@ func (s *Server) nuConfirm(w http.ResponseWriter, r *http.Request) {
 // ---- helpers shared by the native-update, Flux, seed and check-device adapters
 
 // zipUpdate returns the release a zip-downloading client may be offered, or nil.
-// Opaque Flux chunks are not zips: offering one would fail every checksum-valid
-// unzip on the device, so zip clients see "nothing to offer" instead.
 func zipUpdate(d release.Decision) *release.Release {
-	if d.Kind != release.Update || d.Release == nil || d.Release.Format == release.FormatChunk {
+	if d.Kind != release.Update || d.Release == nil || !plainZip(d.Release) {
 		return nil
 	}
 	return d.Release
+}
+
+// plainZip reports whether a release's served bytes are a plain zip. Opaque Flux
+// chunks and Capgo-encrypted bundles are not: their checksum would match and the
+// unzip on the device would then fail, so zip-only clients never see them.
+func plainZip(r *release.Release) bool {
+	return r.Format != release.FormatChunk && !r.Encrypted()
 }
 
 // minNativeOrZero is the release's minimum native version, "0.0.0" when unset (so
@@ -341,6 +346,11 @@ func redirectNoStore(w http.ResponseWriter, u string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusFound)
 }
+
+// normDeviceID makes device ids comparable across adapters: UUIDs arrive in either
+// case depending on platform and plugin (the Capgo adapter lowercases them too), and
+// failure memory must find the same device whichever route it came through.
+func normDeviceID(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // validDeviceID accepts "" (unknown) or up to 128 printable ASCII characters.
 func validDeviceID(s string) bool {

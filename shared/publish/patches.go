@@ -48,8 +48,8 @@ func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 		}
 		n++
 		kinds := []string{KindTree, KindFlux}
-		if from.Format == release.FormatChunk || to.Format == release.FormatChunk {
-			kinds = []string{KindFlux} // opaque chunks have no tree
+		if from.Format == release.FormatChunk || to.Format == release.FormatChunk || from.Encrypted() || to.Encrypted() {
+			kinds = []string{KindFlux} // opaque bytes have no tree
 		}
 		for _, kind := range kinds {
 			if _, err := p.EnsurePatch(ctx, app, kind, from.Version, to.Version); err != nil {

@@ -103,7 +103,7 @@ func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob
 		Status: release.StatusPending, SHA256: in.SHA256, Size: in.Size, MinNative: in.MinNative, Mandatory: in.Mandatory,
 		Notes: in.Notes, BuildNumber: in.BuildNumber, Signatures: in.Signatures, Format: in.Format, CreatedAt: p.Store.Now().UTC(), CreatedBy: in.CreatedBy}
 	if r.BuildNumber == 0 {
-		n, err := p.Store.NextSeq(ctx, in.AppID, "build")
+		n, err := p.nextBuildNumber(ctx, in.AppID)
 		if err != nil {
 			return r, nil, err
 		}
@@ -118,8 +118,16 @@ func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob
 		if old.SHA256 != in.SHA256 || old.Size != in.Size {
 			return old, nil, refuse(409, "version_exists", "version %s already exists with other bytes; versions are immutable, publish a new one", in.Version)
 		}
-		if old.Status != release.StatusPending {
+		switch old.Status {
+		case release.StatusReady:
 			return old, nil, nil
+		case release.StatusFailed: // same bytes again: let the upload be retried
+			if old, err = p.Store.UpdateRelease(ctx, in.AppID, in.Version, func(x *release.Release) error {
+				x.Status, x.Error = release.StatusPending, ""
+				return nil
+			}); err != nil {
+				return old, nil, err
+			}
 		}
 		r = old
 	} else if err != nil {
@@ -130,6 +138,27 @@ func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob
 		return r, nil, fmt.Errorf("presign upload: %w", err)
 	}
 	return r, &up, nil
+}
+
+// nextBuildNumber is the app's highest build number + 1 (Flux devices only update to
+// a higher one), also when releases were published with explicit numbers.
+func (p *Pipeline) nextBuildNumber(ctx context.Context, app string) (int64, error) {
+	n, err := p.Store.NextSeq(ctx, app, "build")
+	if err != nil {
+		return 0, err
+	}
+	rels, err := p.Store.ListReleases(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	var hi int64
+	for _, r := range rels {
+		hi = max(hi, r.BuildNumber)
+	}
+	if n <= hi {
+		return p.Store.BumpSeq(ctx, app, "build", hi+1-n)
+	}
+	return n, nil
 }
 
 var versionLikeRe = regexp.MustCompile(`^v?\d+(\.\d+){0,3}([-+][0-9A-Za-z.-]+)?$`)
@@ -171,7 +200,8 @@ func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 	defer os.Remove(f.Name())
 	defer f.Close()
 
-	if r.Format == release.FormatChunk {
+	if r.Format == release.FormatChunk || r.Encrypted() {
+		// Opaque bytes (a Flux chunk, a Capgo-encrypted zip): nothing to unpack.
 		return p.markReady(ctx, r, "", 0)
 	}
 	m, err := bundle.Inspect(f, r.Size, p.Limits)

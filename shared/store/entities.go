@@ -64,6 +64,11 @@ func (s *Store) NextSeq(ctx context.Context, app, name string) (int64, error) {
 	return s.t.Add(ctx, appPK(app), "SEQ#"+name, 1, 0)
 }
 
+// BumpSeq adds delta to a per-app sequence and returns the new value.
+func (s *Store) BumpSeq(ctx context.Context, app, name string, delta int64) (int64, error) {
+	return s.t.Add(ctx, appPK(app), "SEQ#"+name, delta, 0)
+}
+
 // ---- releases
 
 // CreateRelease stores a new release record; ErrExists if the version is taken.
@@ -284,7 +289,6 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 func (s *Store) ListAudit(ctx context.Context, app string, limit int) ([]AuditEntry, error) {
 	return queryDocs[AuditEntry](ctx, s.t, Query{PK: "AUD#" + app, Desc: true, Limit: limit})
 }
-
 
 // ---- failure memory
 

@@ -16,7 +16,7 @@ import (
 type APIKey struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name,omitempty"`
-	Hash      string    `json:"hash"`
+	Hash      string    `json:"hash,omitempty"`
 	Prefix    string    `json:"prefix"` // first characters of the secret, to recognise it
 	Apps      []string  `json:"apps"`   // app ids the key may act on; "*" = all
 	Admin     bool      `json:"admin"`  // may create apps and manage keys

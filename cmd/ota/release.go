@@ -1,0 +1,426 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/bundle"
+	"github.com/otakit/ota/shared/publish"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/sign"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+// publishOptions are the flags of `ota release DIR_OR_ZIP`.
+type publishOptions struct {
+	app, version, channel  string
+	minNative, notes       string
+	platform               string
+	mandatory              bool
+	buildNumber            int64
+	signKey, fluxSecret    string
+	capgoKey               string
+	wait                   time.Duration
+	pollInterval           time.Duration // tests shorten it
+	showProgress, messages bool
+}
+
+// validate checks the flags before anything is read or sent.
+func (o *publishOptions) validate() error {
+	if err := needApp(o.app); err != nil {
+		return err
+	}
+	if o.version == "" {
+		return errors.New("--version is required (the new bundle version, e.g. 1.0.1)")
+	}
+	if err := release.ValidVersion(o.version); err != nil {
+		return fmt.Errorf("--version: %w", err)
+	}
+	if o.channel != "" {
+		if err := release.ValidChannel(o.channel); err != nil {
+			return fmt.Errorf("--channel: %w", err)
+		}
+		if o.wait <= 0 {
+			return errors.New("--channel needs the release to be ready: use a --wait greater than 0")
+		}
+	}
+	if o.wait < 0 {
+		return errors.New("--wait must not be negative")
+	}
+	if o.buildNumber < 0 {
+		return errors.New("--build-number must not be negative")
+	}
+	switch o.platform {
+	case "", "ios", "android", "electron", "web":
+	default:
+		return fmt.Errorf("--platform %q: use ios, android, electron or web (or leave it out for every platform)", o.platform)
+	}
+	if o.fluxSecret != "" && len(o.fluxSecret) < 16 {
+		return errors.New("--flux-secret must have at least 16 characters")
+	}
+	return nil
+}
+
+func newReleaseCmd(g *globals) *cobra.Command {
+	o := &publishOptions{pollInterval: 300 * time.Millisecond}
+	cmd := &cobra.Command{
+		Use:   "release DIR_OR_ZIP --app APP_ID --version V [flags]",
+		Short: "Publish a bundle (folder or zip); list, show and delete releases",
+		Long: "Publish a web bundle: a folder is zipped deterministically, a .zip is used as it is.\n" +
+			"The bundle is checked locally, hashed and signed here (the server never sees private keys),\n" +
+			"uploaded, then ota waits until the server has validated it (status ready) and, with\n" +
+			"--channel, points that channel at it. Versions are immutable: publishing the same version\n" +
+			"with the same bytes again is a no-op, with other bytes it fails (version_exists).\n\n" +
+			"Signatures: --sign-key adds RSA-PSS (salt 32) and PKCS#1 v1.5 signatures over the bundle's\n" +
+			"SHA-256 (native-update clients); --flux-secret adds the Flux HMAC; --capgo-key encrypts the\n" +
+			"bundle for Capgo devices (key from `npx @capgo/cli key create`, i.e. .capgo_key_v2), which then\n" +
+			"serves only Capgo clients. Signatures are made over the bytes served.\n\n" +
+			"Subcommands list, get and delete manage existing releases; to publish a folder named like\n" +
+			"one of them, write it as ./list, ./get or ./delete.",
+		Example: "  ota release ./www --app com.example.app --version 1.0.1 --channel production\n" +
+			"  ota release dist.zip --app com.example.app --version 1.0.2 --sign-key signing_private.pem --min-native 2.0.0\n" +
+			"  ota release list --app com.example.app\n" +
+			"  ota release get 1.0.1 --app com.example.app\n" +
+			"  ota release delete 1.0.0 --app com.example.app",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("ota release needs one DIR_OR_ZIP to publish (got %d arguments); subcommands: list, get, delete (see ota release --help)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			o.messages = !g.json
+			o.showProgress = !g.json && isTerminalWriter(cmd.ErrOrStderr())
+			res, err := runPublish(cmd.Context(), cl, o, args[0], cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return writeJSONOut(cmd.OutOrStdout(), res)
+			}
+			return printPublishResult(cmd.OutOrStdout(), res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.app, "app", "", "app id (required)")
+	f.StringVar(&o.version, "version", "", "version of this bundle (required; never reused)")
+	f.StringVar(&o.channel, "channel", "", "point this channel at the release once it is ready")
+	f.StringVar(&o.minNative, "min-native", "", "lowest native app version this bundle runs on, e.g. 2.0.0")
+	f.StringVar(&o.notes, "notes", "", "release notes")
+	f.BoolVar(&o.mandatory, "mandatory", false, "devices must install this release")
+	f.StringVar(&o.platform, "platform", "", "only for this platform: ios, android, electron, web (default every platform)")
+	f.Int64Var(&o.buildNumber, "build-number", 0, "build number (default: the next one)")
+	f.StringVar(&o.signKey, "sign-key", "", "RSA private key PEM for native-update signatures (see ota signing-key create)")
+	f.StringVar(&o.fluxSecret, "flux-secret", "", "Flux HMAC secret: adds the Flux signature")
+	f.StringVar(&o.capgoKey, "capgo-key", "", "Capgo RSA private key (.capgo_key_v2): encrypt the bundle for Capgo devices")
+	f.DurationVar(&o.wait, "wait", 2*time.Minute, "how long to wait for the server to validate the upload (0 = do not wait)")
+
+	cmd.AddCommand(newReleaseListCmd(g, "list"), newReleaseGetCmd(g), newReleaseDeleteCmd(g))
+	return cmd
+}
+
+// newReleasesCmd is `ota releases`, the same as `ota release list`.
+func newReleasesCmd(g *globals) *cobra.Command {
+	return newReleaseListCmd(g, "releases")
+}
+
+func newReleaseListCmd(g *globals, use string) *cobra.Command {
+	var app string
+	c := &cobra.Command{
+		Use:   use + " --app APP_ID",
+		Short: "List an app's releases",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := needApp(app); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			rels, err := cl.listReleases(cmd.Context(), app)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if rels == nil {
+					rels = []release.Release{}
+				}
+				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"releases": rels})
+			}
+			return printReleases(cmd.OutOrStdout(), rels)
+		},
+	}
+	c.Flags().StringVar(&app, "app", "", "app id (required)")
+	return c
+}
+
+func newReleaseGetCmd(g *globals) *cobra.Command {
+	var app string
+	c := &cobra.Command{
+		Use:   "get VERSION --app APP_ID",
+		Short: "Show one release (status, error, checksums, signatures, patches)",
+		Args:  exactArgs("VERSION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needApp(app); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := cl.getRelease(cmd.Context(), app, args[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return writeJSONOut(cmd.OutOrStdout(), out)
+			}
+			return printRelease(cmd.OutOrStdout(), out)
+		},
+	}
+	c.Flags().StringVar(&app, "app", "", "app id (required)")
+	return c
+}
+
+func newReleaseDeleteCmd(g *globals) *cobra.Command {
+	var app string
+	c := &cobra.Command{
+		Use:   "delete VERSION --app APP_ID",
+		Short: "Delete a release that no channel serves (its record and bundle are removed)",
+		Args:  exactArgs("VERSION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needApp(app); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := cl.deleteRelease(cmd.Context(), app, args[0]); err != nil {
+				return err
+			}
+			if g.json {
+				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"app": app, "version": args[0], "deleted": true})
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted release %s of %s\n", args[0], app)
+			return err
+		},
+	}
+	c.Flags().StringVar(&app, "app", "", "app id (required)")
+	return c
+}
+
+// ---- publishing
+
+// preparedBundle is the bytes to upload and what describes them.
+type preparedBundle struct {
+	data       []byte // the bytes served (encrypted for Capgo when --capgo-key)
+	sha256     string
+	signatures release.Signatures
+	files      int
+}
+
+// loadBundle returns the zip bytes of a folder (zipped deterministically) or a zip
+// file, checked with the same rules the server applies.
+func loadBundle(path string) ([]byte, int, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(path, `/\`) && filepath.Ext(path) == "" {
+			return nil, 0, fmt.Errorf("%s: no such folder or zip (to manage releases use: ota release list|get|delete)", path)
+		}
+		return nil, 0, err
+	}
+	var data []byte
+	if st.IsDir() {
+		var buf bytes.Buffer
+		if err := bundle.ZipDir(path, &buf); err != nil {
+			return nil, 0, err
+		}
+		data = buf.Bytes()
+	} else {
+		if !st.Mode().IsRegular() {
+			return nil, 0, fmt.Errorf("%s: not a folder or a zip file", path)
+		}
+		data, err = os.ReadFile(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !bytes.HasPrefix(data, []byte("PK\x03\x04")) && !bytes.HasPrefix(data, []byte("PK\x05\x06")) {
+			return nil, 0, fmt.Errorf("%s: not a zip file (publish a folder or a .zip)", path)
+		}
+	}
+	m, err := bundle.Inspect(bytes.NewReader(data), int64(len(data)), bundle.DefaultLimits())
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s is not a valid bundle: %w", path, err)
+	}
+	return data, len(m.Files), nil
+}
+
+// prepareBundle loads the bundle and makes its signatures (and Capgo encryption).
+func prepareBundle(path string, o *publishOptions) (*preparedBundle, error) {
+	zip, files, err := loadBundle(path)
+	if err != nil {
+		return nil, err
+	}
+	b := &preparedBundle{data: zip, files: files}
+	if o.capgoKey != "" {
+		pemBytes, err := os.ReadFile(o.capgoKey)
+		if err != nil {
+			return nil, fmt.Errorf("--capgo-key: %w", err)
+		}
+		enc, sigs, err := capgoEncrypt(pemBytes, zip)
+		if err != nil {
+			return nil, fmt.Errorf("--capgo-key %s: %w", o.capgoKey, err)
+		}
+		b.data, b.signatures = enc, sigs
+	}
+	b.sha256 = sign.SHA256Hex(b.data)
+	if o.signKey != "" {
+		pemBytes, err := os.ReadFile(o.signKey)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-key: %w", err)
+		}
+		pss, pkcs1, err := rsaSignatures(pemBytes, b.sha256)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-key %s: %w", o.signKey, err)
+		}
+		b.signatures.PSS, b.signatures.PKCS1 = pss, pkcs1
+	}
+	if o.fluxSecret != "" {
+		b.signatures.Flux = sign.FluxHMAC(o.fluxSecret, b.data)
+	}
+	return b, nil
+}
+
+// runPublish publishes one bundle and returns what to print.
+func runPublish(ctx context.Context, cl *client, o *publishOptions, path string, stderr io.Writer) (publishResult, error) {
+	say := func(format string, a ...any) {
+		if o.messages {
+			fmt.Fprintf(stderr, format+"\n", a...)
+		}
+	}
+	b, err := prepareBundle(path, o)
+	if err != nil {
+		return publishResult{}, err
+	}
+	say("bundle %s: %d files, %s, sha256 %s", path, b.files, fmtBytes(int64(len(b.data))), b.sha256)
+
+	in := publish.Input{Version: o.version, SHA256: b.sha256, Size: int64(len(b.data)), Platform: o.platform,
+		MinNative: o.minNative, Notes: o.notes, Mandatory: o.mandatory, BuildNumber: o.buildNumber, Signatures: b.signatures}
+	created, err := cl.createRelease(ctx, o.app, in)
+	if err != nil {
+		if errorCode(err) == "version_exists" {
+			return publishResult{}, fmt.Errorf("%w\n(version %s of %s was published with other bytes; publish a new version)", err, o.version, o.app)
+		}
+		return publishResult{}, err
+	}
+	rel := created.Release
+	res := publishResult{App: o.app, Version: rel.Version, SHA256: b.sha256, Size: int64(len(b.data)),
+		Encrypted: b.signatures.SessionKey != "", Signatures: signatureList(b.signatures)}
+	if created.Upload != nil {
+		res.Uploaded = true
+		if err := uploadWithProgress(ctx, cl, created.Upload, b.data, o.showProgress, stderr); err != nil {
+			return res, err
+		}
+		say("uploaded %s", fmtBytes(int64(len(b.data))))
+	} else {
+		say("release %s already exists with these bytes: nothing to upload", rel.Version)
+	}
+
+	if rel.Status == release.StatusPending && o.wait > 0 {
+		say("waiting for the server to validate the bundle...")
+		rel, err = waitReady(ctx, cl, o.app, o.version, o.wait, o.pollInterval)
+		if err != nil {
+			return res, err
+		}
+	}
+	res.Status, res.BuildNumber = string(rel.Status), rel.BuildNumber
+	switch rel.Status {
+	case release.StatusFailed:
+		res.Error = rel.Error
+		return res, fmt.Errorf("release %s failed validation on the server: %s", rel.Version, rel.Error)
+	case release.StatusPending:
+		if o.wait > 0 {
+			return res, fmt.Errorf("release %s is still pending after %s (see: ota release get %s --app %s)", rel.Version, o.wait, rel.Version, o.app)
+		}
+		return res, nil
+	}
+	if o.channel != "" {
+		v := rel.Version
+		if _, err := cl.setChannel(ctx, o.app, o.channel, channelInput{Version: &v}); err != nil {
+			return res, fmt.Errorf("release %s is ready but setting channel %s failed: %w", rel.Version, o.channel, err)
+		}
+		res.Channel = o.channel
+		say("channel %s now serves %s", o.channel, rel.Version)
+	}
+	return res, nil
+}
+
+// uploadWithProgress PUTs the bytes to the presigned upload, with a progress bar on
+// stderr when it is a terminal.
+func uploadWithProgress(ctx context.Context, cl *client, up *blob.Upload, data []byte, show bool, stderr io.Writer) error {
+	var body io.Reader = bytes.NewReader(data)
+	if show {
+		bar := progressbar.NewOptions64(int64(len(data)),
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("uploading"),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Close()
+		r := progressbar.NewReader(body, bar)
+		body = &r
+	}
+	return cl.upload(ctx, *up, body, int64(len(data)))
+}
+
+// waitReady polls the release until it leaves pending or the wait is over.
+func waitReady(parent context.Context, cl *client, app, version string, wait, every time.Duration) (release.Release, error) {
+	ctx, cancel := context.WithTimeout(parent, wait)
+	defer cancel()
+	for {
+		out, err := cl.getRelease(ctx, app, version)
+		if err != nil {
+			if parent.Err() == nil && ctx.Err() != nil {
+				return release.Release{Version: version, Status: release.StatusPending}, nil
+			}
+			return out.Release, err
+		}
+		if out.Release.Status != release.StatusPending {
+			return out.Release, nil
+		}
+		select {
+		case <-ctx.Done():
+			return out.Release, nil
+		case <-time.After(every):
+		}
+		if every < 2*time.Second {
+			every += every / 2
+		}
+	}
+}
+
+// isTerminalWriter reports whether w is a terminal (progress bars only go there).
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}

@@ -1,0 +1,443 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/store"
+)
+
+// Retention: delete old releases nobody points at, then every object no remaining
+// release needs. Content-addressed files and patch objects are shared between
+// releases and between apps, so they are only removed when no manifest or patch
+// record of any app names them, and never while they might be in use by a publish
+// that is still running.
+
+const (
+	// CleanupHistoryDepth: releases named by one of a channel's last entries of
+	// history are kept, so `ota rollback` always finds its target.
+	CleanupHistoryDepth = 20
+	// CleanupMinAge: an unreferenced object younger than this is kept (an ingest or a
+	// patch computation may be about to reference it).
+	CleanupMinAge = time.Hour
+	// IngestWindow: a pending release whose bundle was uploaded less than this ago
+	// may still be ingested (S3 events are retried for up to an hour). While one
+	// exists anywhere, files are not swept: an ingest skips files that already
+	// exist, so a file deleted under it would be missing from its release.
+	IngestWindow = 2 * time.Hour
+	// cleanupBatch is how many objects are deleted between two in-flight checks.
+	cleanupBatch = 200
+)
+
+// CleanupOptions tune a cleanup.
+type CleanupOptions struct {
+	Keep   int  // the newest Keep releases are kept whatever their status (at least 1)
+	DryRun bool // report what would be deleted; delete nothing
+}
+
+// KeptRelease is an older release cleanup kept, and why.
+type KeptRelease struct {
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+// Report says what a cleanup did (or, dry, would do).
+type Report struct {
+	App     string        `json:"app"`
+	Keep    int           `json:"keep"`
+	DryRun  bool          `json:"dry_run,omitempty"`
+	Deleted []string      `json:"deleted"` // releases deleted (record, bundle, manifest)
+	Kept    []KeptRelease `json:"kept"`    // every release kept, with the reason
+	// Patches counts patch records deleted (to or from a release that is gone).
+	Patches int `json:"patches"`
+	// Objects deleted beyond the releases' own bundles and manifests.
+	Files        int `json:"files"`         // content-addressed files no manifest names
+	PatchObjects int `json:"patch_objects"` // patch objects no patch record names
+	Orphans      int `json:"orphans"`       // bundles/manifests of this app without a release record
+	// RecentObjects counts unreferenced objects kept because they are younger than CleanupMinAge.
+	RecentObjects int `json:"recent_objects"`
+	// FileSweep is "done", or why files were not swept this time (the next run retries).
+	FileSweep string `json:"file_sweep"`
+	// Errors lists deletions that failed; they are retried by the next cleanup.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Cleanup deletes the app's ready and failed releases beyond the newest keep that no
+// channel serves (stable or rolling) and that no recent channel history names, with
+// their bundles, manifests and patches, then the objects nothing references any more.
+func (p *Pipeline) Cleanup(ctx context.Context, app string, keep int) (Report, error) {
+	return p.CleanupWith(ctx, app, CleanupOptions{Keep: keep})
+}
+
+// CleanupWith is Cleanup with options (dry run).
+func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions) (Report, error) {
+	rep := Report{App: app, Keep: o.Keep, DryRun: o.DryRun, Deleted: []string{}, Kept: []KeptRelease{}, FileSweep: "done"}
+	if o.Keep < 1 {
+		return rep, refuse(400, "invalid_keep", "keep must be at least 1")
+	}
+	if _, err := p.Store.GetApp(ctx, app); errors.Is(err, store.ErrNotFound) {
+		return rep, refuse(404, "app_not_found", "app %s does not exist", app)
+	} else if err != nil {
+		return rep, err
+	}
+	rels, err := p.Store.ListReleases(ctx, app) // newest first
+	if err != nil {
+		return rep, err
+	}
+	refs, err := p.referencedVersions(ctx, app)
+	if err != nil {
+		return rep, err
+	}
+	gone := map[string]bool{}
+	for i, r := range rels {
+		reason := ""
+		switch {
+		case i < o.Keep:
+			reason = "newest"
+		case r.Status == release.StatusPending:
+			reason = "pending (being published)"
+		case refs[r.Version] != "":
+			reason = refs[r.Version]
+		}
+		if reason != "" {
+			rep.Kept = append(rep.Kept, KeptRelease{Version: r.Version, Reason: reason})
+			continue
+		}
+		if !o.DryRun {
+			kept, err := p.deleteRelease(ctx, r)
+			if err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("release %s: %v", r.Version, err))
+				rep.Kept = append(rep.Kept, KeptRelease{Version: r.Version, Reason: "delete failed"})
+				continue
+			}
+			if kept != "" {
+				rep.Kept = append(rep.Kept, KeptRelease{Version: r.Version, Reason: kept})
+				continue
+			}
+			p.Log.Info("cleanup: release deleted", "app", app, "version", r.Version)
+		}
+		rep.Deleted = append(rep.Deleted, r.Version)
+		gone[r.Version] = true
+	}
+	live := map[string]bool{}
+	for _, r := range rels {
+		if !gone[r.Version] {
+			live[r.Version] = true
+		}
+	}
+	// Patch records to or from a release that no longer exists (this run or earlier).
+	for _, kind := range []string{KindTree, KindFlux} {
+		ps, err := p.Store.ListPatches(ctx, app, kind)
+		if err != nil {
+			return rep, err
+		}
+		for _, pt := range ps {
+			if live[pt.From] && live[pt.To] {
+				continue
+			}
+			if !o.DryRun {
+				if err := p.Store.DeletePatch(ctx, app, kind, pt.From, pt.To); err != nil && !goneErr(err) {
+					rep.Errors = append(rep.Errors, fmt.Sprintf("patch %s %s->%s: %v", kind, pt.From, pt.To, err))
+					continue
+				}
+			}
+			rep.Patches++
+		}
+	}
+	if err := p.sweepObjects(ctx, app, live, o.DryRun, &rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// referencedVersions names every version a channel of app serves or recently served.
+func (p *Pipeline) referencedVersions(ctx context.Context, app string) (map[string]string, error) {
+	chs, err := p.Store.ListChannels(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]string{}
+	add := func(v, why string) {
+		if v != "" && refs[v] == "" {
+			refs[v] = why
+		}
+	}
+	for _, c := range chs {
+		add(c.Stable, "channel "+c.Name+" (stable)")
+		if c.Rolling != nil {
+			add(c.Rolling.Version, "channel "+c.Name+" (rollout)")
+		}
+	}
+	for _, c := range chs {
+		hist, err := p.Store.ChannelHistory(ctx, app, c.Name, CleanupHistoryDepth)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range hist {
+			add(e.Channel.Stable, "channel "+c.Name+" history (rollback target)")
+			if e.Channel.Rolling != nil {
+				add(e.Channel.Rolling.Version, "channel "+c.Name+" history (rollback target)")
+			}
+		}
+	}
+	return refs, nil
+}
+
+// deleteRelease removes a release record, then its bundle and manifest. If a channel
+// took the release meanwhile, the record is put back before any object is touched,
+// and the reason is returned.
+func (p *Pipeline) deleteRelease(ctx context.Context, r release.Release) (kept string, err error) {
+	if err := p.Store.DeleteRelease(ctx, r.AppID, r.Version); err != nil && !goneErr(err) {
+		return "", err
+	}
+	chs, err := p.Store.ListChannels(ctx, r.AppID)
+	if err == nil {
+		for _, c := range chs {
+			if c.Stable == r.Version || (c.Rolling != nil && c.Rolling.Version == r.Version) {
+				if err := p.Store.CreateRelease(ctx, r); err != nil && !errors.Is(err, store.ErrExists) {
+					return "", fmt.Errorf("channel %s took the release during cleanup and restoring it failed: %w", c.Name, err)
+				}
+				return "channel " + c.Name + " (taken during cleanup)", nil
+			}
+		}
+	}
+	if err != nil {
+		if rerr := p.Store.CreateRelease(ctx, r); rerr != nil && !errors.Is(rerr, store.ErrExists) {
+			return "", fmt.Errorf("re-check channels: %w; restoring the release failed: %v", err, rerr)
+		}
+		return "", fmt.Errorf("re-check channels: %w", err)
+	}
+	var errs []error
+	for _, key := range []string{blob.BundleKey(r.AppID, r.Version), blob.ManifestKey(r.AppID, r.Version)} {
+		if err := p.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+// goneErr: a delete found nothing to delete (another cleanup was first).
+func goneErr(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict)
+}
+
+// sweepObjects deletes unreferenced objects: this app's bundles and manifests without
+// a release, patch objects no patch record of any app names, and content-addressed
+// files no manifest of any app names.
+func (p *Pipeline) sweepObjects(ctx context.Context, app string, live map[string]bool, dry bool, rep *Report) error {
+	now := p.Store.Now()
+	sw := &sweeper{p: p, rep: rep, dry: dry, now: now}
+
+	// This app's bundles and manifests whose release record is gone.
+	for _, pre := range []string{"bundles/" + app + "/", "manifests/" + app + "/"} {
+		keys, err := p.Blobs.List(ctx, pre)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", pre, err)
+		}
+		for _, k := range keys {
+			v := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(k, pre), ".zip"), ".json")
+			if v == "" || strings.Contains(v, "/") || live[v] {
+				continue
+			}
+			// Same key as a release record would have: only then is it ours to judge.
+			if k != blob.BundleKey(app, v) && k != blob.ManifestKey(app, v) {
+				continue
+			}
+			sw.consider(ctx, k, &rep.Orphans)
+		}
+	}
+
+	apps, err := p.Store.ListApps(ctx)
+	if err != nil {
+		return err
+	}
+	// Patch objects: patch computations write the object before the record, and
+	// rewrite it each time, so the age guard covers them.
+	patchKeys := map[string]bool{}
+	for _, a := range apps {
+		for _, kind := range []string{KindTree, KindFlux} {
+			ps, err := p.Store.ListPatches(ctx, a.ID, kind)
+			if err != nil {
+				return err
+			}
+			for _, pt := range ps {
+				patchKeys[pt.Key] = true
+			}
+		}
+	}
+	keys, err := p.Blobs.List(ctx, "patches/")
+	if err != nil {
+		return fmt.Errorf("list patches/: %w", err)
+	}
+	for _, k := range keys {
+		if !patchKeys[k] {
+			sw.consider(ctx, k, &rep.PatchObjects)
+		}
+	}
+
+	// Content-addressed files.
+	if why, err := p.ingestInFlight(ctx, apps, now); err != nil || why != "" {
+		rep.FileSweep = "skipped: " + why
+		if err != nil {
+			rep.FileSweep = "skipped: " + err.Error()
+		}
+		return nil
+	}
+	files, why, err := p.referencedFiles(ctx, apps)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		rep.FileSweep = "skipped: " + why
+		return nil
+	}
+	keys, err = p.Blobs.List(ctx, "files/")
+	if err != nil {
+		return fmt.Errorf("list files/: %w", err)
+	}
+	n := 0
+	for _, k := range keys {
+		if files[k] {
+			continue
+		}
+		if n%cleanupBatch == 0 && n > 0 {
+			// A publish may have started since: stop rather than delete under it.
+			if why, err := p.ingestInFlight(ctx, apps, p.Store.Now()); err != nil || why != "" {
+				rep.FileSweep = "stopped early: a publish started (" + why + ")"
+				if err != nil {
+					rep.FileSweep = "stopped early: " + err.Error()
+				}
+				return nil
+			}
+		}
+		if sw.consider(ctx, k, &rep.Files) {
+			n++
+		}
+	}
+	return nil
+}
+
+type sweeper struct {
+	p   *Pipeline
+	rep *Report
+	dry bool
+	now time.Time
+}
+
+// consider deletes key when it is old enough and counts it; it reports whether it
+// deleted (or, dry, would delete).
+func (s *sweeper) consider(ctx context.Context, key string, count *int) bool {
+	info, err := s.p.Blobs.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		s.rep.Errors = append(s.rep.Errors, fmt.Sprintf("stat %s: %v", key, err))
+		return false
+	}
+	if s.now.Sub(info.ModTime) < CleanupMinAge {
+		s.rep.RecentObjects++
+		return false
+	}
+	if !s.dry {
+		if err := s.p.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			s.rep.Errors = append(s.rep.Errors, fmt.Sprintf("delete %s: %v", key, err))
+			return false
+		}
+	}
+	*count++
+	return true
+}
+
+// ingestInFlight names a pending release (of any app) that may be being ingested:
+// its bundle was uploaded less than IngestWindow ago. Releases created since apps
+// was listed are found by listing again.
+func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now time.Time) (string, error) {
+	fresh, err := p.Store.ListApps(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range fresh {
+		if !slices.ContainsFunc(apps, func(x release.App) bool { return x.ID == a.ID }) {
+			return "app " + a.ID + " was created during cleanup", nil
+		}
+	}
+	for _, a := range apps {
+		rels, err := p.Store.ListReleases(ctx, a.ID)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range rels {
+			if r.Status != release.StatusPending {
+				continue
+			}
+			info, err := p.Blobs.Stat(ctx, blob.BundleKey(r.AppID, r.Version))
+			if errors.Is(err, blob.ErrNotFound) {
+				continue // not uploaded yet: nothing is being ingested
+			}
+			if err != nil {
+				return "", err
+			}
+			if now.Sub(info.ModTime) < IngestWindow {
+				return fmt.Sprintf("release %s@%s is being published", r.AppID, r.Version), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// referencedFiles reads the manifest of every release of every app and returns the
+// file keys they name. A manifest that cannot be read (other than absent: chunk and
+// encrypted releases have none) makes the sweep unsafe: why says so.
+func (p *Pipeline) referencedFiles(ctx context.Context, apps []release.App) (map[string]bool, string, error) {
+	files := map[string]bool{}
+	for _, a := range apps {
+		rels, err := p.Store.ListReleases(ctx, a.ID)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, r := range rels {
+			key := blob.ManifestKey(r.AppID, r.Version)
+			m, err := p.readManifest(ctx, key)
+			if errors.Is(err, blob.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Sprintf("manifest %s unreadable: %v", key, err), nil
+			}
+			for _, f := range m.Files {
+				if sha256Re.MatchString(f.SHA256) {
+					files[blob.FileKey(f.SHA256)] = true
+				}
+			}
+		}
+	}
+	return files, "", nil
+}
+
+type manifestFiles struct {
+	Files []struct {
+		Path   string `json:"path"`
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	} `json:"files"`
+}
+
+func (p *Pipeline) readManifest(ctx context.Context, key string) (manifestFiles, error) {
+	var m manifestFiles
+	rc, _, err := p.Blobs.Open(ctx, key, 0)
+	if err != nil {
+		return m, err
+	}
+	defer rc.Close()
+	err = json.NewDecoder(io.LimitReader(rc, 256<<20)).Decode(&m)
+	return m, err
+}
