@@ -11,7 +11,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 echo "== tools"
 bash infra/emulators/dynamodb-local.sh install
 bash infra/emulators/versitygw.sh install
-(cd infra/capgo-cli && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+# npm ci refuses the lock: the CLI's darwin-only optional helpers are not in the registry we reach.
+(cd infra/capgo-cli && npm install --ignore-scripts --no-audit --no-fund --no-save --loglevel=error)
 
 ddb_port=$(free_port)
 s3_port=$(free_port)

@@ -1,4 +1,751 @@
 package api
 
+// Capgo adapter: @capgo/capacitor-updater 7.x / 8.x (protocols/capgo.md).
+//
+// Choices made where the protocol leaves room (each one is tested in capgo_test.go):
+//
+//   - Decided answers (update, up to date, blocked, failed, revert) are always HTTP 200
+//     and never a redirect. Input the server cannot read (not JSON, wrong field types,
+//     missing app_id, oversized body) is a 4xx carrying the same error/message/kind
+//     shape with kind "failed": the plugin reads both the same way, and the 4xx keeps
+//     broken clients visible in access logs.
+//   - The channel is the body's defaultChannel (the device's persisted channel) when it
+//     names an existing channel, else the app's default channel: a device that
+//     persisted a channel that was since deleted goes back to the default instead of
+//     failing forever.
+//   - Every Capgo device tells whether it has an encryption key (key_id, "" or absent
+//     when it has none), so the question is always key aware: a device without a key
+//     is never offered an encrypted bundle (it would fail checksum_fail) and a device
+//     with a key is never offered a plain one (it would fail download_fail).
+//   - manifest (per-file delta download) is sent with every plain zip release: the
+//     plugin uses it whenever present and fetches only the files it does not already
+//     have. It is left out for encrypted releases (file hashes would have to be
+//     P()-encrypted, which needs the private key the server never holds), for bundles
+//     holding a file whose name ends in ".br" (the plugin would Brotli-decode it and
+//     store it without ".br"), and for very large bundles; url stays the real zip.
+//   - A channel set to "builtin" answers {"version":"builtin"}, except to a device
+//     already running its store bundle (version_name "builtin" or equal to
+//     version_build), which gets up_to_date: the plugin would otherwise reset and
+//     reload the web view on every check.
+//   - Stats: failure memory is fed only by reports whose version_name is the failing
+//     target (checked in the 8.51.23 sources): update_fail, set_fail, decrypt_fail,
+//     finish_download_fail, manifest_path_fail, download_manifest_{checksum,brotli}_fail
+//     and iOS checksum_fail. unzip_fail, *_path_fail and Android checksum_fail carry the
+//     RUNNING version, download_fail may too, and download_manifest_file_fail is
+//     usually the network: those are only counted.
+//   - channel_self: a device may always return to the app's default channel; any
+//     other channel must exist and allow self set. The list names the channels that
+//     allow self set.
+//   - No rate limiting: no 429, never a Retry-After.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/store"
+)
+
 // capgoRoutes lists the routes of this protocol adapter.
-func capgoRoutes() []Route { return nil }
+func capgoRoutes() []Route {
+	return []Route{
+		{"POST", "/capgo/updates", GroupCheck, (*Server).capgoUpdates},
+		{"POST", "/capgo/stats", GroupStats, (*Server).capgoStats},
+		{"POST", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelSet},
+		{"PUT", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelGet},
+		{"GET", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelList},
+		{"DELETE", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelUnset},
+	}
+}
+
+const (
+	// capgoMaxManifestFiles bounds the per-file manifest (answer size, URL signing
+	// work); larger bundles are served as the zip alone.
+	capgoMaxManifestFiles = 5000
+	// capgoMaxEvents bounds one stats request (the plugin batches at most 200).
+	capgoMaxEvents = 500
+	// capgoDedupTTL is how long a stats event fingerprint is remembered (retries).
+	capgoDedupTTL = 48 * time.Hour
+)
+
+// capgoInfo is the device description every plugin request carries (createInfoObject
+// in the plugin). Unknown fields are ignored.
+type capgoInfo struct {
+	AppID          string `json:"app_id"`
+	DeviceID       string `json:"device_id"`
+	Platform       string `json:"platform"`
+	VersionName    string `json:"version_name"`
+	VersionBuild   string `json:"version_build"`
+	VersionCode    string `json:"version_code"`
+	VersionOS      string `json:"version_os"`
+	PluginVersion  string `json:"plugin_version"`
+	CustomID       string `json:"custom_id"`
+	DefaultChannel string `json:"defaultChannel"`
+	IsEmulator     *bool  `json:"is_emulator"`
+	IsProd         *bool  `json:"is_prod"`
+	InstallSource  string `json:"install_source"`
+	KeyID          string `json:"key_id"`
+}
+
+var capgoDeviceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
+
+// normalize checks and canonicalizes the fields the server uses.
+func (in *capgoInfo) normalize() error {
+	in.AppID = strings.TrimSpace(in.AppID)
+	if in.AppID == "" {
+		return errBad("missing_app_id", "app_id is required")
+	}
+	if err := release.ValidAppID(in.AppID); err != nil {
+		return errBad("invalid_app_id", "%v", err)
+	}
+	// Device ids are UUIDs whose case differs between platforms and plugin versions.
+	in.DeviceID = strings.ToLower(strings.TrimSpace(in.DeviceID))
+	if in.DeviceID != "" && !capgoDeviceRe.MatchString(in.DeviceID) {
+		return errBad("invalid_device_id", "device_id must be a UUID-like id of at most 128 characters")
+	}
+	in.Platform = strings.ToLower(strings.TrimSpace(in.Platform))
+	in.VersionName = strings.TrimSpace(in.VersionName)
+	in.VersionBuild = strings.TrimSpace(in.VersionBuild)
+	in.DefaultChannel = strings.TrimSpace(in.DefaultChannel)
+	if len(in.KeyID) > 64 {
+		return errBad("invalid_key_id", "key_id is too long")
+	}
+	return nil
+}
+
+// onBuiltin reports whether the device runs the bundle shipped in the store binary:
+// 8.x names it after version_build, older plugins "builtin".
+func (in *capgoInfo) onBuiltin() bool {
+	return in.VersionName == "builtin" || (in.VersionName != "" && in.VersionName == in.VersionBuild)
+}
+
+// current is the running bundle version as the decision compares it.
+func (in *capgoInfo) current() string {
+	if in.VersionName == "builtin" {
+		return in.VersionBuild
+	}
+	return in.VersionName
+}
+
+// ---- update check
+
+// capgoNoUpdate is every answer that is not an update. The plugin reads any error or
+// kind key as "no update".
+type capgoNoUpdate struct {
+	Error    string `json:"error"`
+	Message  string `json:"message"`
+	Kind     string `json:"kind"` // up_to_date | blocked | failed
+	Breaking bool   `json:"breaking,omitempty"`
+	Version  string `json:"version,omitempty"`
+}
+
+// capgoUpdate is an update answer. It never has a message (JS getLatest() rejects it),
+// and every field is a string, bool or the manifest (iOS decodes strictly).
+type capgoUpdate struct {
+	Version    string          `json:"version"`
+	URL        string          `json:"url"`
+	Checksum   string          `json:"checksum"`
+	SessionKey string          `json:"session_key,omitempty"`
+	Manifest   []capgoManifest `json:"manifest,omitempty"`
+	Comment    string          `json:"comment,omitempty"`
+}
+
+type capgoManifest struct {
+	FileName    string `json:"file_name"`
+	FileHash    string `json:"file_hash"`
+	DownloadURL string `json:"download_url"`
+}
+
+const (
+	capgoUpToDate = "up_to_date"
+	capgoBlocked  = "blocked"
+	capgoFailed   = "failed"
+)
+
+func capgoAnswer(w http.ResponseWriter, kind, code, msg string) {
+	writeJSON(w, http.StatusOK, capgoNoUpdate{Error: code, Message: msg, Kind: kind})
+}
+
+// capgoBadInput answers input the server could not read: 4xx, same shape as a failed check.
+func (s *Server) capgoBadInput(w http.ResponseWriter, r *http.Request, err error) {
+	var br *badRequest
+	if errors.As(err, &br) {
+		writeJSON(w, br.Status, capgoNoUpdate{Error: br.Code, Message: br.Msg, Kind: capgoFailed})
+		return
+	}
+	s.Log.Error("capgo check failed", "path", redactPath(r.URL.Path), "err", err)
+	writeJSON(w, http.StatusInternalServerError, capgoNoUpdate{Error: "internal", Message: "internal error", Kind: capgoFailed})
+}
+
+func (s *Server) capgoUpdates(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var in capgoInfo
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.capgoBadInput(w, r, err)
+		return
+	}
+	if err := in.normalize(); err != nil {
+		s.capgoBadInput(w, r, err)
+		return
+	}
+	app, err := s.state.app(ctx, in.AppID)
+	if errors.Is(err, errUnknownApp) {
+		capgoAnswer(w, capgoFailed, "unknown_app", "app "+in.AppID+" is not registered on this server")
+		return
+	}
+	if err != nil {
+		s.capgoBadInput(w, r, err)
+		return
+	}
+	channel, err := s.capgoChannel(ctx, app, in.DefaultChannel)
+	if err != nil {
+		s.capgoBadInput(w, r, err)
+		return
+	}
+	q := release.Question{
+		AppID:    in.AppID,
+		Platform: in.Platform,
+		Channel:  channel,
+		DeviceID: in.DeviceID,
+		Current:  in.current(),
+		Native:   in.VersionBuild,
+		Emulator: in.IsEmulator != nil && *in.IsEmulator,
+		DevBuild: in.IsProd != nil && !*in.IsProd,
+		KeyAware: true, // no key_id = the device has no key
+		KeyID:    in.KeyID,
+	}
+	d, err := s.decide(ctx, q)
+	if err != nil {
+		s.capgoBadInput(w, r, err)
+		return
+	}
+	s.capgoWriteDecision(w, r, &in, channel, d)
+}
+
+func (s *Server) capgoWriteDecision(w http.ResponseWriter, r *http.Request, in *capgoInfo, channel string, d release.Decision) {
+	rel := d.Release
+	switch d.Kind {
+	case release.Revert:
+		if in.onBuiltin() {
+			capgoAnswer(w, capgoUpToDate, release.ReasonUpToDate, "Already on the built-in bundle")
+			return
+		}
+		// Exactly this: the plugin checks "builtin" before anything else.
+		writeJSON(w, http.StatusOK, map[string]string{"version": "builtin"})
+	case release.UpToDate:
+		capgoAnswer(w, capgoUpToDate, release.ReasonUpToDate, "No new version available")
+	case release.NoRelease:
+		switch d.Reason {
+		case release.ReasonNoChannel:
+			capgoAnswer(w, capgoFailed, d.Reason, "Channel "+channel+" does not exist")
+		case release.ReasonPlatform:
+			capgoAnswer(w, capgoBlocked, d.Reason, "Channel "+channel+" has no bundle for "+in.Platform)
+		default:
+			capgoAnswer(w, capgoFailed, release.ReasonNoBundle, "Channel "+channel+" has no bundle")
+		}
+	case release.Blocked:
+		a := capgoNoUpdate{Error: d.Reason, Kind: capgoBlocked}
+		switch d.Reason {
+		case release.ReasonNativeTooOld:
+			a.Message = fmt.Sprintf("Version %s needs native version %s or newer", rel.Version, rel.MinNative)
+			a.Breaking, a.Version = true, rel.Version
+		case release.ReasonFailedBefore:
+			a.Message = "Version " + rel.Version + " failed on this device; it is not offered again for now"
+		case release.ReasonKeyMismatch:
+			a.Message = capgoKeyMessage(in, rel)
+		case release.ReasonEmulator:
+			a.Message = "Channel " + channel + " does not update emulators"
+		case release.ReasonDevBuild:
+			a.Message = "Channel " + channel + " does not update development builds"
+		default:
+			a.Message = "Update blocked (" + d.Reason + ")"
+		}
+		writeJSON(w, http.StatusOK, a)
+	case release.Update:
+		s.capgoWriteUpdate(w, r, in, channel, rel)
+	default:
+		capgoAnswer(w, capgoFailed, "internal", "unexpected decision")
+	}
+}
+
+func capgoKeyMessage(in *capgoInfo, rel *release.Release) string {
+	switch {
+	case in.KeyID == "":
+		return "Version " + rel.Version + " is encrypted and this app has no public key"
+	case !rel.Encrypted():
+		return "Version " + rel.Version + " is not encrypted and this app expects encrypted bundles"
+	default:
+		return "Version " + rel.Version + " is encrypted for another key"
+	}
+}
+
+func (s *Server) capgoWriteUpdate(w http.ResponseWriter, r *http.Request, in *capgoInfo, channel string, rel *release.Release) {
+	ctx := r.Context()
+	enc := rel.Encrypted()
+	switch {
+	case enc && in.KeyID == "":
+		// A release encrypted without a recorded key id: still never for a keyless device.
+		capgoAnswer(w, capgoBlocked, release.ReasonKeyMismatch, capgoKeyMessage(in, rel))
+		return
+	case enc && rel.Signatures.EncChecksum == "":
+		s.Log.Error("capgo: encrypted release without encrypted checksum", "app", rel.AppID, "version", rel.Version)
+		capgoAnswer(w, capgoFailed, release.ReasonNoBundle, "Version "+rel.Version+" has no encrypted checksum")
+		return
+	case !enc && rel.Format != "":
+		// Opaque uploads (Flux chunks) are not zips a Capgo device could unpack.
+		capgoAnswer(w, capgoFailed, release.ReasonNoBundle, "Channel "+channel+" has no zip bundle")
+		return
+	}
+	zipURL, err := s.capgoURL(ctx, r, blob.BundleKey(rel.AppID, rel.Version))
+	if err != nil {
+		s.capgoBadInput(w, r, err)
+		return
+	}
+	a := capgoUpdate{Version: rel.Version, URL: zipURL, Checksum: rel.SHA256, Comment: rel.Notes}
+	if enc {
+		// Made by the CLI with the private key; passed on verbatim.
+		a.Checksum, a.SessionKey = rel.Signatures.EncChecksum, rel.Signatures.SessionKey
+	} else if rel.Format == "" {
+		a.Manifest = s.capgoManifest(ctx, r, rel)
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// capgoURL signs a download URL and makes sure it is absolute (the plugin refuses
+// anything else).
+func (s *Server) capgoURL(ctx context.Context, r *http.Request, key string) (string, error) {
+	u, err := s.URLs.URL(ctx, key, s.cfg.URLTTL)
+	if err != nil {
+		return "", fmt.Errorf("sign url for %s: %w", key, err)
+	}
+	if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
+		u = s.baseURL(r) + "/" + strings.TrimLeft(u, "/")
+	}
+	return u, nil
+}
+
+// storedManifest is the manifest the publish pipeline writes (bundle.Manifest).
+type storedManifest struct {
+	Files []struct {
+		Path   string `json:"path"`
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	} `json:"files"`
+	TreeHash string `json:"tree_hash"`
+}
+
+var sha256HexRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// capgoManifest lists every file of a plain release with a signed URL each, or nil
+// when the device should download the zip instead. A missing or unreadable manifest
+// never fails the check: the zip is always there.
+func (s *Server) capgoManifest(ctx context.Context, r *http.Request, rel *release.Release) []capgoManifest {
+	if rel.Files > capgoMaxManifestFiles {
+		return nil
+	}
+	key := blob.ManifestKey(rel.AppID, rel.Version)
+	rc, _, err := s.Blobs.Open(ctx, key, 0)
+	if err != nil {
+		s.Log.Warn("capgo: manifest unavailable, serving the zip only", "key", key, "err", err)
+		return nil
+	}
+	defer rc.Close()
+	var m storedManifest
+	if err := json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m); err != nil {
+		s.Log.Warn("capgo: manifest unreadable, serving the zip only", "key", key, "err", err)
+		return nil
+	}
+	if len(m.Files) == 0 || len(m.Files) > capgoMaxManifestFiles {
+		return nil
+	}
+	out := make([]capgoManifest, 0, len(m.Files))
+	urls := map[string]string{} // one signature per distinct content
+	for _, f := range m.Files {
+		if strings.HasSuffix(f.Path, ".br") || !sha256HexRe.MatchString(f.SHA256) || f.Path == "" {
+			return nil
+		}
+		u, ok := urls[f.SHA256]
+		if !ok {
+			if u, err = s.capgoURL(ctx, r, blob.FileKey(f.SHA256)); err != nil {
+				s.Log.Warn("capgo: cannot sign file url, serving the zip only", "err", err)
+				return nil
+			}
+			urls[f.SHA256] = u
+		}
+		out = append(out, capgoManifest{FileName: f.Path, FileHash: f.SHA256, DownloadURL: u})
+	}
+	return out
+}
+
+// capgoChannel resolves the channel a device asks for: its persisted channel when it
+// exists, else the app's default.
+func (s *Server) capgoChannel(ctx context.Context, app release.App, requested string) (string, error) {
+	if requested == "" || requested == app.DefaultChannel || release.ValidChannel(requested) != nil {
+		return app.DefaultChannel, nil
+	}
+	cs, err := s.state.channel(ctx, app.ID, requested)
+	if err != nil {
+		return "", err
+	}
+	if cs.ch == nil {
+		return app.DefaultChannel, nil
+	}
+	return requested, nil
+}
+
+// ---- stats
+
+// capgoEvent is one stats event: the device description plus what happened.
+type capgoEvent struct {
+	capgoInfo
+	Action         string      `json:"action"`
+	OldVersionName string      `json:"old_version_name"`
+	Timestamp      json.Number `json:"timestamp"` // epoch ms; absent on download-worker events
+}
+
+var capgoActionRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,63}$`)
+
+// capgoFailureActions report an install or boot failure with the failing TARGET as
+// version_name (possibly "<version>:<file>"); they feed failure memory and failure
+// rates. See the file comment for the actions deliberately left out.
+var capgoFailureActions = map[string]bool{
+	"update_fail":                     true, // no notifyAppReady() in time: the device reverted
+	"set_fail":                        true,
+	"decrypt_fail":                    true,
+	"finish_download_fail":            true,
+	"manifest_path_fail":              true,
+	"download_manifest_checksum_fail": true,
+	"download_manifest_brotli_fail":   true,
+}
+
+// capgoOutcomeKind classifies an event for the neutral outcome.
+func capgoOutcomeKind(action, platform string) OutcomeKind {
+	switch {
+	case action == "set":
+		return OutcomeInstalled
+	case capgoFailureActions[action]:
+		return OutcomeFailed
+	case action == "checksum_fail" && platform == "ios":
+		// iOS names the downloaded bundle; Android names the running one.
+		return OutcomeFailed
+	}
+	return OutcomeInfo
+}
+
+func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	events, err := s.capgoReadEvents(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	type counter struct {
+		app string
+		key store.StatKey
+	}
+	counts := map[counter]int64{} // plain counters, added once per batch
+	var order []counter
+	ignored := 0
+	now := s.Store.Now()
+	for _, ev := range events {
+		if ev.normalize() != nil || !capgoActionRe.MatchString(ev.Action) {
+			ignored++
+			continue
+		}
+		app, err := s.state.app(ctx, ev.AppID)
+		if errors.Is(err, errUnknownApp) {
+			ignored++
+			continue
+		}
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		if ts := ev.Timestamp.String(); ts != "" {
+			h := sha256.Sum256([]byte(ev.DeviceID + "\x00" + ev.Action + "\x00" + ts + "\x00" + ev.VersionName))
+			fresh, err := s.Store.FirstSeen(ctx, app.ID, hex.EncodeToString(h[:]), capgoDedupTTL)
+			if err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
+			if !fresh {
+				continue // a retried batch
+			}
+		}
+		channel, err := s.capgoChannel(ctx, app, ev.DefaultChannel)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		version, _, _ := strings.Cut(ev.VersionName, ":") // "<version>:<file>" on per-file failures
+		if version != "" && version != "builtin" && version != "unknown" && release.ValidVersion(version) != nil {
+			version = "invalid" // keeps junk out of the counter keys
+		}
+		kind := capgoOutcomeKind(ev.Action, ev.Platform)
+		if kind != OutcomeInfo && release.ValidVersion(version) != nil {
+			kind = OutcomeInfo // "builtin", "unknown", "": nothing to remember
+		}
+		if kind == OutcomeInfo {
+			c := counter{app.ID, store.StatKey{Channel: channel, Version: version, Action: ev.Action}}
+			if _, ok := counts[c]; !ok {
+				order = append(order, c)
+			}
+			counts[c]++
+			continue
+		}
+		o := Outcome{AppID: app.ID, DeviceID: ev.DeviceID, Channel: channel, Version: version,
+			Platform: ev.Platform, Action: ev.Action, Kind: kind, At: now}
+		if err := s.recordOutcome(ctx, o); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	for _, c := range order {
+		if _, err := s.Store.AddStat(ctx, c.app, store.Day(now), c.key, counts[c]); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	if ignored > 0 {
+		s.Log.Info("capgo stats: events ignored (unknown app or unreadable)", "ignored", ignored, "events", len(events))
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// capgoReadEvents reads a stats body: a JSON array of events or one event. Every
+// event is type-checked before anything is written, so a bad body writes nothing.
+func (s *Server) capgoReadEvents(r *http.Request) ([]capgoEvent, error) {
+	var raw json.RawMessage
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &raw); err != nil {
+		return nil, err
+	}
+	raw = bytes.TrimSpace(raw)
+	var items []json.RawMessage
+	switch {
+	case len(raw) > 0 && raw[0] == '[':
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, errBad("invalid_json", "body is not valid JSON: %v", err)
+		}
+	case len(raw) > 0 && raw[0] == '{':
+		items = []json.RawMessage{raw}
+	default:
+		return nil, errBad("invalid_type", "body must be an event object or an array of events")
+	}
+	if len(items) > capgoMaxEvents {
+		return nil, &badRequest{Status: http.StatusRequestEntityTooLarge, Code: "too_many_events",
+			Msg: fmt.Sprintf("at most %d events per request", capgoMaxEvents)}
+	}
+	events := make([]capgoEvent, len(items))
+	for i, it := range items {
+		if b := bytes.TrimSpace(it); len(b) == 0 || b[0] != '{' {
+			return nil, errBad("invalid_type", "event %d is not an object", i)
+		}
+		if err := json.Unmarshal(it, &events[i]); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return nil, errBad("invalid_type", "event %d: field %q must be %s", i, te.Field, te.Type)
+			}
+			return nil, errBad("invalid_json", "event %d: %v", i, err)
+		}
+	}
+	return events, nil
+}
+
+// ---- channel_self
+
+type capgoChannelReq struct {
+	capgoInfo
+	Channel string `json:"channel"`
+}
+
+// capgoChannelInput reads a channel_self body and resolves its app.
+func (s *Server) capgoChannelInput(r *http.Request, in *capgoChannelReq, needDevice bool) (release.App, error) {
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, in); err != nil {
+		return release.App{}, err
+	}
+	return s.capgoChannelApp(r.Context(), &in.capgoInfo, needDevice)
+}
+
+func (s *Server) capgoChannelApp(ctx context.Context, in *capgoInfo, needDevice bool) (release.App, error) {
+	if err := in.normalize(); err != nil {
+		return release.App{}, err
+	}
+	if needDevice && in.DeviceID == "" {
+		return release.App{}, errBad("missing_device_id", "device_id is required")
+	}
+	app, err := s.state.app(ctx, in.AppID)
+	if errors.Is(err, errUnknownApp) {
+		return app, &badRequest{Status: http.StatusNotFound, Code: "app_not_found", Msg: "app " + in.AppID + " is not registered on this server"}
+	}
+	return app, err
+}
+
+// capgoChannelSet (POST) lets a device pick its channel.
+func (s *Server) capgoChannelSet(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var in capgoChannelReq
+	app, err := s.capgoChannelInput(r, &in, true)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	name := strings.TrimSpace(in.Channel)
+	if name == "" {
+		writeError(w, http.StatusBadRequest, "missing_channel", "channel is required")
+		return
+	}
+	override := name
+	if name == app.DefaultChannel {
+		override = "" // going back to the default is always allowed
+	} else {
+		if release.ValidChannel(name) != nil {
+			writeError(w, http.StatusBadRequest, "channel_not_found", "no channel named "+name)
+			return
+		}
+		cs, err := s.state.channel(ctx, app.ID, name)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		if cs.ch == nil {
+			writeError(w, http.StatusBadRequest, "channel_not_found", "no channel named "+name)
+			return
+		}
+		if !cs.ch.AllowSelfSet {
+			writeError(w, http.StatusForbidden, "channel_self_set_not_allowed", "channel "+name+" does not allow devices to choose it")
+			return
+		}
+	}
+	if _, err := s.Store.UpdateDevice(ctx, app.ID, in.DeviceID, func(d *release.Device) error {
+		d.Channel = override
+		if in.Platform != "" {
+			d.Platform = in.Platform
+		}
+		if in.VersionName != "" {
+			d.Version = in.VersionName
+		}
+		return nil
+	}); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// capgoChannelGet (PUT) tells a device which channel it is on.
+func (s *Server) capgoChannelGet(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var in capgoChannelReq
+	app, err := s.capgoChannelInput(r, &in, false)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	name, status := "", "default"
+	if in.DeviceID != "" {
+		d, err := s.Store.GetDevice(ctx, app.ID, in.DeviceID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.writeErr(w, r, err)
+			return
+		}
+		if err == nil && d.Channel != "" {
+			if cs, err := s.state.channel(ctx, app.ID, d.Channel); err == nil && cs.ch != nil {
+				name, status = d.Channel, "override"
+			}
+		}
+	}
+	if name == "" {
+		// The channel the device's checks are answered from (the plugin persists it).
+		if name, err = s.capgoChannel(ctx, app, in.DefaultChannel); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	allow := false
+	if cs, err := s.state.channel(ctx, app.ID, name); err == nil && cs.ch != nil {
+		allow = cs.ch.AllowSelfSet
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Channel  string `json:"channel"`
+		Status   string `json:"status"`
+		AllowSet bool   `json:"allowSet"`
+	}{name, status, allow})
+}
+
+// capgoChannelList (GET, fields in the query) lists the channels a device may choose,
+// as a bare array with numeric ids.
+func (s *Server) capgoChannelList(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	in := capgoInfo{AppID: q.Get("app_id"), DeviceID: q.Get("device_id"), Platform: q.Get("platform")}
+	app, err := s.capgoChannelApp(ctx, &in, false)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	chans, err := s.Store.ListChannels(ctx, app.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	type item struct {
+		ID           int64  `json:"id"`
+		Name         string `json:"name"`
+		Public       bool   `json:"public"`
+		AllowSelfSet bool   `json:"allow_self_set"`
+	}
+	out := []item{}
+	for _, c := range chans {
+		if c.AllowSelfSet {
+			out = append(out, item{ID: c.ID, Name: c.Name, Public: c.Public, AllowSelfSet: true})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// capgoChannelUnset (DELETE, plugin 6.x) drops a device's channel override. The
+// fields come as a JSON body or in the query.
+func (s *Server) capgoChannelUnset(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var in capgoChannelReq
+	var app release.App
+	var err error
+	if r.ContentLength != 0 {
+		app, err = s.capgoChannelInput(r, &in, true)
+	} else {
+		q := r.URL.Query()
+		in.AppID, in.DeviceID = q.Get("app_id"), q.Get("device_id")
+		app, err = s.capgoChannelApp(ctx, &in.capgoInfo, true)
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	d, err := s.Store.GetDevice(ctx, app.ID, in.DeviceID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err == nil && d.Channel != "" {
+		if _, err := s.Store.UpdateDevice(ctx, app.ID, in.DeviceID, func(d *release.Device) error {
+			d.Channel = ""
+			return nil
+		}); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -94,6 +94,9 @@ func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob
 	if in.MinNative != "" && !versionLike(in.MinNative) {
 		return release.Release{}, nil, refuse(400, "invalid_min_native", "min_native must look like 1.2.3")
 	}
+	if sig := in.Signatures; sig.SessionKey != "" && (sig.EncChecksum == "" || sig.KeyID == "") {
+		return release.Release{}, nil, refuse(400, "incomplete_encryption", "an encrypted release needs session_key, enc_checksum and key_id")
+	}
 	if _, err := p.Store.GetApp(ctx, in.AppID); errors.Is(err, store.ErrNotFound) {
 		return release.Release{}, nil, refuse(404, "app_not_found", "app %s does not exist", in.AppID)
 	} else if err != nil {

@@ -127,11 +127,22 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 		rep.Deleted = append(rep.Deleted, r.Version)
 		gone[r.Version] = true
 	}
-	live := map[string]bool{}
+	// exists says whether a release is still there (asking the store about versions
+	// this run did not list: they may have been published meanwhile).
+	exists := map[string]bool{}
 	for _, r := range rels {
-		if !gone[r.Version] {
-			live[r.Version] = true
+		exists[r.Version] = !gone[r.Version]
+	}
+	existsNow := func(v string) (bool, error) {
+		if e, ok := exists[v]; ok {
+			return e, nil
 		}
+		_, err := p.Store.GetRelease(ctx, app, v)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		exists[v] = err == nil
+		return exists[v], nil
 	}
 	// Patch records to or from a release that no longer exists (this run or earlier).
 	for _, kind := range []string{KindTree, KindFlux} {
@@ -140,7 +151,15 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 			return rep, err
 		}
 		for _, pt := range ps {
-			if live[pt.From] && live[pt.To] {
+			from, err := existsNow(pt.From)
+			if err != nil {
+				return rep, err
+			}
+			to, err := existsNow(pt.To)
+			if err != nil {
+				return rep, err
+			}
+			if from && to {
 				continue
 			}
 			if !o.DryRun {
@@ -152,7 +171,7 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 			rep.Patches++
 		}
 	}
-	if err := p.sweepObjects(ctx, app, live, o.DryRun, &rep); err != nil {
+	if err := p.sweepObjects(ctx, app, gone, o.DryRun, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -231,25 +250,28 @@ func goneErr(err error) bool {
 
 // sweepObjects deletes unreferenced objects: this app's bundles and manifests without
 // a release, patch objects no patch record of any app names, and content-addressed
-// files no manifest of any app names.
-func (p *Pipeline) sweepObjects(ctx context.Context, app string, live map[string]bool, dry bool, rep *Report) error {
+// files no manifest of any app names. gone are this app's releases deleted by this
+// run (or, dry, that would be).
+func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string]bool, dry bool, rep *Report) error {
 	now := p.Store.Now()
 	sw := &sweeper{p: p, rep: rep, dry: dry, now: now}
 
 	// This app's bundles and manifests whose release record is gone.
-	for _, pre := range []string{"bundles/" + app + "/", "manifests/" + app + "/"} {
-		keys, err := p.Blobs.List(ctx, pre)
+	for _, kind := range []struct{ prefix, ext string }{{"bundles/" + app + "/", ".zip"}, {"manifests/" + app + "/", ".json"}} {
+		keys, err := p.Blobs.List(ctx, kind.prefix)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", pre, err)
+			return fmt.Errorf("list %s: %w", kind.prefix, err)
 		}
 		for _, k := range keys {
-			v := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(k, pre), ".zip"), ".json")
-			if v == "" || strings.Contains(v, "/") || live[v] {
-				continue
+			v, ok := strings.CutSuffix(strings.TrimPrefix(k, kind.prefix), kind.ext)
+			if !ok || gone[v] || release.ValidVersion(v) != nil {
+				continue // gone: counted with its release
 			}
-			// Same key as a release record would have: only then is it ours to judge.
-			if k != blob.BundleKey(app, v) && k != blob.ManifestKey(app, v) {
-				continue
+			if _, err := p.Store.GetRelease(ctx, app, v); !errors.Is(err, store.ErrNotFound) {
+				if err != nil {
+					return err
+				}
+				continue // a release has it
 			}
 			sw.consider(ctx, k, &rep.Orphans)
 		}
@@ -259,8 +281,8 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, live map[string
 	if err != nil {
 		return err
 	}
-	// Patch objects: patch computations write the object before the record, and
-	// rewrite it each time, so the age guard covers them.
+	// Patch objects: a patch computation writes the object before the record, and
+	// rewrites it each time, so the age guard covers computations in progress.
 	patchKeys := map[string]bool{}
 	for _, a := range apps {
 		for _, kind := range []string{KindTree, KindFlux} {
@@ -269,6 +291,9 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, live map[string
 				return err
 			}
 			for _, pt := range ps {
+				if dry && a.ID == app && (gone[pt.From] || gone[pt.To]) {
+					continue // would be deleted above
+				}
 				patchKeys[pt.Key] = true
 			}
 		}
@@ -285,13 +310,13 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, live map[string
 
 	// Content-addressed files.
 	if why, err := p.ingestInFlight(ctx, apps, now); err != nil || why != "" {
-		rep.FileSweep = "skipped: " + why
 		if err != nil {
-			rep.FileSweep = "skipped: " + err.Error()
+			why = err.Error()
 		}
+		rep.FileSweep = "skipped: " + why
 		return nil
 	}
-	files, why, err := p.referencedFiles(ctx, apps)
+	files, why, err := p.referencedFiles(ctx, apps, app, gone)
 	if err != nil {
 		return err
 	}
@@ -308,13 +333,13 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, live map[string
 		if files[k] {
 			continue
 		}
-		if n%cleanupBatch == 0 && n > 0 {
+		if n > 0 && n%cleanupBatch == 0 {
 			// A publish may have started since: stop rather than delete under it.
 			if why, err := p.ingestInFlight(ctx, apps, p.Store.Now()); err != nil || why != "" {
-				rep.FileSweep = "stopped early: a publish started (" + why + ")"
 				if err != nil {
-					rep.FileSweep = "stopped early: " + err.Error()
+					why = err.Error()
 				}
+				rep.FileSweep = "stopped early: " + why
 				return nil
 			}
 		}
@@ -394,10 +419,11 @@ func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now t
 	return "", nil
 }
 
-// referencedFiles reads the manifest of every release of every app and returns the
+// referencedFiles reads the manifest of every release of every app (but the gone ones
+// of app) and returns the
 // file keys they name. A manifest that cannot be read (other than absent: chunk and
 // encrypted releases have none) makes the sweep unsafe: why says so.
-func (p *Pipeline) referencedFiles(ctx context.Context, apps []release.App) (map[string]bool, string, error) {
+func (p *Pipeline) referencedFiles(ctx context.Context, apps []release.App, app string, gone map[string]bool) (map[string]bool, string, error) {
 	files := map[string]bool{}
 	for _, a := range apps {
 		rels, err := p.Store.ListReleases(ctx, a.ID)
@@ -405,6 +431,9 @@ func (p *Pipeline) referencedFiles(ctx context.Context, apps []release.App) (map
 			return nil, "", err
 		}
 		for _, r := range rels {
+			if a.ID == app && gone[r.Version] {
+				continue // deleted by this run (or, dry, would be)
+			}
 			key := blob.ManifestKey(r.AppID, r.Version)
 			m, err := p.readManifest(ctx, key)
 			if errors.Is(err, blob.ErrNotFound) {
