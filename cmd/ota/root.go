@@ -63,7 +63,7 @@ func newRootCmd() *cobra.Command {
 		newKeysCmd(g),
 		newSigningKeyCmd(g),
 	)
-	root.AddCommand(newPatchCmd(), newDeviceCmd())
+	root.AddCommand(newPatchCmd(), newDeviceCmd(), newInfraCmd(g))
 	return root
 }
 

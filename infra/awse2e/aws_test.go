@@ -1,0 +1,368 @@
+// Package awse2e runs the AWS path end to end on the emulators: DynamoDB Local and
+// versitygw (real SigV4), the Lambda handlers behind a stand-in API Gateway, and the
+// patch function fed S3 ObjectCreated events.
+package awse2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/otakit/ota/shared/api"
+	"github.com/otakit/ota/shared/awsenv"
+	"github.com/otakit/ota/shared/blob/s3blob"
+	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/s3event"
+	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/store/dynamo"
+	"github.com/otakit/ota/shared/testenv"
+)
+
+type env struct {
+	deps   api.Deps
+	gw     *apiGateway
+	url    string
+	admin  string
+	bucket string
+	s3     *s3.Client
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	ddb := testenv.DynamoClient(t, testenv.DynamoEndpoint(t))
+	table := testenv.TableName(t)
+	if err := dynamo.CreateTable(ctx, ddb, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dynamo.DeleteTable(context.Background(), ddb, table) })
+	s3c := s3.New(s3.Options{Region: testenv.Region, BaseEndpoint: aws.String(testenv.S3Endpoint(t)), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "testsecret", "")})
+	bucket := "ota-e2e-" + testenv.RandSuffix()
+	if err := s3blob.EnsureBucket(ctx, s3c, bucket); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deps, err := awsenv.Deps(ctx, awsenv.Options{Table: table, Bucket: bucket, DynamoDB: ddb, S3: s3c, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := api.Config{StateTTL: 50 * time.Millisecond}
+	// Each group gets its own server, as each Lambda has its own process and cache.
+	gw := newAPIGateway(func(g api.Group) http.Handler { return api.New(deps, cfg).Handler(g) })
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	admin := store.NewKeySecret()
+	if _, err := deps.Store.CreateKey(ctx, admin, "e2e", []string{"*"}, true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return &env{deps: deps, gw: gw, url: hs.URL, admin: admin, bucket: bucket, s3: s3c}
+}
+
+// notifier plays S3 event notifications: each new object under bundles/ is
+// delivered to the patch function's handler three times, concurrently (S3
+// delivers at least once; duplicates must be harmless).
+func (e *env) notifier(t *testing.T) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := s3event.Handler{Ingester: e.deps.Pipeline, Bucket: e.bucket}
+	seen := map[string]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			keys, _ := e.deps.Blobs.List(ctx, "bundles/")
+			for _, k := range keys {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				ev := s3Event(e.bucket, k)
+				var wg sync.WaitGroup
+				for range 3 {
+					wg.Add(1)
+					go func() { defer wg.Done(); h.Handle(ctx, ev) }()
+				}
+				wg.Wait()
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func s3Event(bucket, key string) events.S3Event {
+	var ev events.S3Event
+	b, err := os.ReadFile("../../events/s3-put.json")
+	if err == nil && json.Unmarshal(b, &ev) == nil && len(ev.Records) == 1 {
+		ev.Records[0].S3.Bucket.Name = bucket
+		ev.Records[0].S3.Object.Key = s3blob.EventKey(key)
+		return ev
+	}
+	panic(fmt.Sprintf("events/s3-put.json unusable: %v", err))
+}
+
+var buildOnce sync.Once
+var otaBin string
+
+func buildOta(t *testing.T) string {
+	buildOnce.Do(func() {
+		dir, _ := os.MkdirTemp("", "ota-e2e-bin")
+		otaBin = filepath.Join(dir, "ota")
+		if runtime.GOOS == "windows" {
+			otaBin += ".exe"
+		}
+		out, err := exec.Command("go", "build", "-o", otaBin, "github.com/otakit/ota/cmd/ota").CombinedOutput()
+		if err != nil {
+			t.Fatalf("build ota: %v\n%s", err, out)
+		}
+	})
+	return otaBin
+}
+
+func (e *env) ota(t *testing.T, args ...string) (string, error) {
+	cmd := exec.Command(buildOta(t), args...)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "OTA_SERVER="+e.url, "OTA_API_KEY="+e.admin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%v: %s", err, errb.String())
+	}
+	return out.String(), err
+}
+
+type capgoAnswer struct {
+	Version, URL, Checksum, Kind, Error string
+}
+
+func (e *env) capgoCheck(t *testing.T, app, device, current string) capgoAnswer {
+	body := fmt.Sprintf(`{"app_id":%q,"device_id":%q,"platform":"android","version_name":%q,"version_build":"1.0.0","version_code":"1","version_os":"14","plugin_version":"8.51.23","custom_id":"","defaultChannel":"","is_emulator":false,"is_prod":true}`, app, device, current)
+	resp, err := http.Post(e.url+"/capgo/updates", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a capgoAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("capgo check: %d %v", resp.StatusCode, err)
+	}
+	return a
+}
+
+func sha(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+
+func get(t *testing.T, u string) (int, []byte) {
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestPublishAndCheckOnEmulators: `ota release` through API Gateway + the upload
+// Lambda, a presigned PUT verified by the S3 emulator, S3 events (each delivered
+// three times) to the patch function, ready, then a Capgo device check through the
+// check Lambda, and a download URL that S3 honours.
+func TestPublishAndCheckOnEmulators(t *testing.T) {
+	e := setup(t)
+	stop := e.notifier(t)
+	defer stop()
+	const app = "com.example.aws"
+	if out, err := e.ota(t, "app", "create", app); err != nil {
+		t.Fatalf("app create: %v %s", err, out)
+	}
+	for _, v := range []string{"1.0.1", "1.0.2"} {
+		if out, err := e.ota(t, "release", "testdata/quickstart/www", "--app", app, "--version", v, "--channel", "production", "--notes", "v"+v, "--wait", "60s"); err != nil {
+			t.Fatalf("release %s: %v %s", v, err, out)
+		}
+	}
+	ctx := context.Background()
+	rels, err := e.deps.Store.ListReleases(ctx, app)
+	if err != nil || len(rels) != 2 {
+		t.Fatalf("releases: %d %v", len(rels), err)
+	}
+	for _, r := range rels {
+		if r.Status != release.StatusReady {
+			t.Fatalf("release %s is %s", r.Version, r.Status)
+		}
+	}
+	a := e.capgoCheck(t, app, "8b0e2f64-3c1d-4a9e-b7f5-2d6c8a1e0f93", "builtin")
+	if a.Version != "1.0.2" || a.Checksum == "" {
+		t.Fatalf("device check: %+v", a)
+	}
+	code, body := get(t, a.URL)
+	if code != 200 || sha(body) != a.Checksum {
+		t.Fatalf("download: HTTP %d, sha256 %s, checksum %s", code, sha(body), a.Checksum)
+	}
+	if code, _ := get(t, strings.Replace(a.URL, "X-Amz-Signature=", "X-Amz-Signature=0", 1)); code != http.StatusForbidden {
+		t.Fatalf("tampered download URL: HTTP %d, want 403", code)
+	}
+	// The patch function precomputed a patch from 1.0.1 to 1.0.2.
+	if _, err := e.deps.Store.GetPatch(ctx, app, "ota", "1.0.1", "1.0.2"); err != nil {
+		t.Fatalf("precomputed patch: %v", err)
+	}
+	for _, g := range []api.Group{api.GroupUpload, api.GroupAdmin, api.GroupCheck} {
+		if e.gw.count(g) == 0 {
+			t.Errorf("function %s never invoked", g)
+		}
+	}
+}
+
+// TestDuplicateEventsAndConcurrentUploads: the same S3 event three times after the
+// release is ready changes nothing; two uploads of one version with other bytes
+// race and exactly one release exists.
+func TestDuplicateEventsAndConcurrentUploads(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	const app = "com.example.race"
+	if err := e.deps.Store.CreateApp(ctx, release.App{ID: app, DefaultChannel: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	type created struct {
+		status int
+		up     struct {
+			Upload *struct {
+				Method, URL string
+				Headers     map[string]string
+			} `json:"upload"`
+		}
+		body []byte
+	}
+	create := func(data []byte) created {
+		in, _ := json.Marshal(map[string]any{"version": "2.0.0", "sha256": sha(data), "size": len(data)})
+		req, _ := http.NewRequest("POST", e.url+"/v1/apps/"+app+"/releases", bytes.NewReader(in))
+		req.Header.Set("Authorization", "Bearer "+e.admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return created{}
+		}
+		defer resp.Body.Close()
+		c := created{status: resp.StatusCode}
+		c.body, _ = io.ReadAll(resp.Body)
+		json.Unmarshal(c.body, &c.up)
+		return c
+	}
+	zips := [][]byte{zipWith(t, "one"), zipWith(t, "two")}
+	res := make([]created, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); res[i] = create(zips[i]) }()
+	}
+	wg.Wait()
+	winner := -1
+	for i, r := range res {
+		switch r.status {
+		case http.StatusCreated:
+			if winner >= 0 {
+				t.Fatalf("both uploads created the release")
+			}
+			winner = i
+		case http.StatusConflict:
+			if !bytes.Contains(r.body, []byte("version_exists")) {
+				t.Fatalf("loser answer: %s", r.body)
+			}
+		default:
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no upload won")
+	}
+	// Upload the winner's bytes with its presigned PUT (S3 checks the sha256), and
+	// try the loser's bytes on the same URL: refused by S3.
+	up := res[winner].up.Upload
+	put := func(data []byte) int {
+		req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(data))
+		req.ContentLength = int64(len(data))
+		for k, v := range up.Headers {
+			if !strings.EqualFold(k, "Content-Length") {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if other := zips[1-winner]; len(other) == len(zips[winner]) {
+		if code := put(other); code == 200 {
+			t.Fatalf("S3 accepted bytes whose sha256 differs from the presigned one")
+		}
+	}
+	if code := put(zips[winner]); code != 200 {
+		t.Fatalf("presigned PUT: %d", code)
+	}
+	h := s3event.Handler{Ingester: e.deps.Pipeline, Bucket: e.bucket}
+	ev := s3Event(e.bucket, "bundles/"+app+"/2.0.0.zip")
+	var wg2 sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg2.Add(1)
+		go func() { defer wg2.Done(); errs <- h.Handle(ctx, ev) }()
+	}
+	wg2.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("event: %v", err)
+		}
+	}
+	r, err := e.deps.Store.GetRelease(ctx, app, "2.0.0")
+	if err != nil || r.Status != release.StatusReady || r.SHA256 != sha(zips[winner]) {
+		t.Fatalf("release after duplicate events: %+v %v", r, err)
+	}
+	readyAt := r.ReadyAt
+	if err := h.Handle(ctx, ev); err != nil { // late duplicate
+		t.Fatal(err)
+	}
+	r2, _ := e.deps.Store.GetRelease(ctx, app, "2.0.0")
+	if !r2.ReadyAt.Equal(readyAt) {
+		t.Fatalf("a late duplicate event re-published the release")
+	}
+	rels, _ := e.deps.Store.ListReleases(ctx, app)
+	if len(rels) != 1 {
+		t.Fatalf("%d releases, want exactly 1", len(rels))
+	}
+	// An event for an object nobody asked for is dropped, not retried forever.
+	if err := h.Handle(ctx, s3Event(e.bucket, "bundles/"+app+"/9.9.9.zip")); err != nil {
+		t.Fatalf("orphan object event should be dropped: %v", err)
+	}
+}
+
+func zipWith(t *testing.T, marker string) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("index.html")
+	io.WriteString(w, "<html>"+marker+"</html>")
+	zw.Close()
+	return buf.Bytes()
+}
