@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
 )
@@ -37,9 +39,18 @@ const (
 	cleanupBatch = 200
 )
 
+// clockSlack allows for clocks of different machines (ingest and cleanup) disagreeing.
+const clockSlack = 5 * time.Minute
+
+// The guards in effect (tests shorten them).
+var (
+	minObjectAge = CleanupMinAge
+	ingestWindow = IngestWindow
+)
+
 // CleanupOptions tune a cleanup.
 type CleanupOptions struct {
-	Keep   int  // the newest Keep releases are kept whatever their status (at least 1)
+	Keep   int  // the newest Keep ready releases are kept, and failed ones newer than them (at least 1)
 	DryRun bool // report what would be deleted; delete nothing
 }
 
@@ -56,12 +67,16 @@ type Report struct {
 	DryRun  bool          `json:"dry_run,omitempty"`
 	Deleted []string      `json:"deleted"` // releases deleted (record, bundle, manifest)
 	Kept    []KeptRelease `json:"kept"`    // every release kept, with the reason
-	// Patches counts patch records deleted (to or from a release that is gone).
+	// Patches counts patch records deleted (to or from a release that is gone, or
+	// whose object is missing).
 	Patches int `json:"patches"`
 	// Objects deleted beyond the releases' own bundles and manifests.
 	Files        int `json:"files"`         // content-addressed files no manifest names
 	PatchObjects int `json:"patch_objects"` // patch objects no patch record names
 	Orphans      int `json:"orphans"`       // bundles/manifests of this app without a release record
+	// Restored counts files put back from their bundle because a publish that ran
+	// during the sweep needed them (see repairFiles).
+	Restored int `json:"restored,omitempty"`
 	// RecentObjects counts unreferenced objects kept because they are younger than CleanupMinAge.
 	RecentObjects int `json:"recent_objects"`
 	// FileSweep is "done", or why files were not swept this time (the next run retries).
@@ -70,9 +85,10 @@ type Report struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// Cleanup deletes the app's ready and failed releases beyond the newest keep that no
-// channel serves (stable or rolling) and that no recent channel history names, with
-// their bundles, manifests and patches, then the objects nothing references any more.
+// Cleanup deletes the app's ready and failed releases older than its newest keep
+// ready ones that no channel serves (stable or rolling) and that no recent channel
+// history names, with their bundles, manifests and patches, then the objects nothing
+// references any more. Pending releases are never deleted.
 func (p *Pipeline) Cleanup(ctx context.Context, app string, keep int) (Report, error) {
 	return p.CleanupWith(ctx, app, CleanupOptions{Keep: keep})
 }
@@ -97,13 +113,17 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 		return rep, err
 	}
 	gone := map[string]bool{}
-	for i, r := range rels {
+	ready := 0 // ready releases seen so far, newest first
+	for _, r := range rels {
 		reason := ""
 		switch {
-		case i < o.Keep:
-			reason = "newest"
 		case r.Status == release.StatusPending:
 			reason = "pending (being published)"
+		case r.Status == release.StatusReady && ready < o.Keep:
+			reason = "newest"
+			ready++
+		case r.Status == release.StatusFailed && ready < o.Keep:
+			reason = "newest (failed: kept so the error stays visible)"
 		case refs[r.Version] != "":
 			reason = refs[r.Version]
 		}
@@ -160,7 +180,10 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 				return rep, err
 			}
 			if from && to {
-				continue
+				// Also drop a record whose object is gone, so the patch is computed again.
+				if _, err := p.Blobs.Stat(ctx, pt.Key); !errors.Is(err, blob.ErrNotFound) {
+					continue
+				}
 			}
 			if !o.DryRun {
 				if err := p.Store.DeletePatch(ctx, app, kind, pt.From, pt.To); err != nil && !goneErr(err) {
@@ -316,6 +339,7 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 		rep.FileSweep = "skipped: " + why
 		return nil
 	}
+	since := p.Store.Now()
 	files, why, err := p.referencedFiles(ctx, apps, app, gone)
 	if err != nil {
 		return err
@@ -328,12 +352,17 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 	if err != nil {
 		return fmt.Errorf("list files/: %w", err)
 	}
-	n := 0
+	deleted := map[string]bool{}
+	defer func() {
+		if len(deleted) > 0 && !dry {
+			p.repairFiles(ctx, since, deleted, rep)
+		}
+	}()
 	for _, k := range keys {
 		if files[k] {
 			continue
 		}
-		if n > 0 && n%cleanupBatch == 0 {
+		if len(deleted) > 0 && len(deleted)%cleanupBatch == 0 {
 			// A publish may have started since: stop rather than delete under it.
 			if why, err := p.ingestInFlight(ctx, apps, p.Store.Now()); err != nil || why != "" {
 				if err != nil {
@@ -344,10 +373,91 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 			}
 		}
 		if sw.consider(ctx, k, &rep.Files) {
-			n++
+			deleted[k] = true
 		}
 	}
 	return nil
+}
+
+// repairFiles closes the one race the in-flight check leaves open: an ingest that
+// started after the check found a file present (so did not store it) just before the
+// sweep deleted it. Every release that may have been ingested since the manifests
+// were read (pending with a fresh upload, or ready since) gets the deleted files it
+// names put back from its own bundle.
+func (p *Pipeline) repairFiles(ctx context.Context, since time.Time, deleted map[string]bool, rep *Report) {
+	apps, err := p.Store.ListApps(ctx)
+	if err != nil {
+		rep.Errors = append(rep.Errors, "repair: "+err.Error())
+		return
+	}
+	now := p.Store.Now()
+	for _, a := range apps {
+		rels, err := p.Store.ListReleases(ctx, a.ID)
+		if err != nil {
+			rep.Errors = append(rep.Errors, "repair: "+err.Error())
+			return
+		}
+		for _, r := range rels {
+			if r.Format == release.FormatChunk || r.Encrypted() {
+				continue // no files
+			}
+			switch r.Status {
+			case release.StatusReady:
+				if r.ReadyAt.Before(since.Add(-clockSlack)) {
+					continue // its manifest was read before the sweep
+				}
+			case release.StatusPending:
+				info, err := p.Blobs.Stat(ctx, blob.BundleKey(r.AppID, r.Version))
+				if err != nil || now.Sub(info.ModTime) >= ingestWindow {
+					continue // not being ingested
+				}
+			default:
+				continue
+			}
+			n, err := p.restoreFiles(ctx, r, deleted)
+			rep.Restored += n
+			if err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("repair %s@%s: %v", r.AppID, r.Version, err))
+			}
+		}
+	}
+}
+
+// restoreFiles puts back the files of r's bundle that are in deleted and missing.
+func (p *Pipeline) restoreFiles(ctx context.Context, r release.Release, deleted map[string]bool) (int, error) {
+	f, err := p.fetch(ctx, blob.BundleKey(r.AppID, r.Version), r)
+	if err != nil {
+		var perr *Error
+		if errors.As(err, &perr) {
+			return 0, nil // bytes that do not match: this release never becomes ready
+		}
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	m, err := bundle.Inspect(f, r.Size, p.Limits)
+	if err != nil {
+		return 0, nil // not a valid bundle: never ready, names no files
+	}
+	n := 0
+	err = bundle.Walk(f, r.Size, m, func(bf bundle.File, rd io.Reader) error {
+		key := blob.FileKey(bf.SHA256)
+		if !deleted[key] {
+			return nil
+		}
+		if _, err := p.Blobs.Stat(ctx, key); err == nil {
+			return nil
+		} else if !errors.Is(err, blob.ErrNotFound) {
+			return err
+		}
+		if err := p.Blobs.Put(ctx, key, rd, bf.Size, blob.ContentType(key)); err != nil {
+			return err
+		}
+		n++
+		p.Log.Warn("cleanup: file restored for a release published during the sweep", "app", r.AppID, "version", r.Version, "key", key)
+		return nil
+	})
+	return n, err
 }
 
 type sweeper struct {
@@ -368,7 +478,7 @@ func (s *sweeper) consider(ctx context.Context, key string, count *int) bool {
 		s.rep.Errors = append(s.rep.Errors, fmt.Sprintf("stat %s: %v", key, err))
 		return false
 	}
-	if s.now.Sub(info.ModTime) < CleanupMinAge {
+	if s.now.Sub(info.ModTime) < minObjectAge {
 		s.rep.RecentObjects++
 		return false
 	}
@@ -411,7 +521,7 @@ func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now t
 			if err != nil {
 				return "", err
 			}
-			if now.Sub(info.ModTime) < IngestWindow {
+			if now.Sub(info.ModTime) < ingestWindow {
 				return fmt.Sprintf("release %s@%s is being published", r.AppID, r.Version), nil
 			}
 		}
