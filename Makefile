@@ -5,6 +5,8 @@ GO ?= go
 FUNCTIONS := check confirm stats upload admin patch
 LAMBDA_FLAGS := -trimpath -ldflags "-s -w" -tags lambda.norpc
 
+include sam.mk
+
 .PHONY: run test test-short vet build sizes deploy emulators emulators-stop bench tools clean
 
 run: ## start otad on ./.ota-data and print the quickstart
@@ -28,8 +30,8 @@ build: ## Lambda binaries: .build/<function>/bootstrap (linux/arm64, provided.al
 sizes: build ## size of each Lambda binary (goal: under 10 MiB each)
 	@for f in $(FUNCTIONS); do printf '%-8s %6.2f MiB\n' $$f $$(echo "scale=2; $$(stat -c %s .build/$$f/bootstrap)/1048576" | bc); done
 
-deploy: ## needs the AWS SAM CLI and credentials
-	sam build && sam deploy --guided
+deploy: ## needs the AWS SAM CLI and credentials (docs/aws.md)
+	sam build --build-in-source && sam deploy --guided
 
 emulators: ## start DynamoDB Local and versitygw for manual test runs
 	bash infra/emulators/dynamodb-local.sh install && bash infra/emulators/dynamodb-local.sh start 8000

@@ -269,22 +269,24 @@ func Create(ctx context.Context, oldTree, newTree fs.FS, w io.Writer, opt Option
 		st.RawSize += int64(len(r))
 	}
 	st.Raw = len(rawFiles)
-	var dict []byte
+	var S []byte
+	tables := &lzTables{}
 	for gi, g := range groupsOf {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
 		var err error
-		if dict, err = loadRefs(oldTree, oldFiles, meta.groups[gi].refs, dict[:0]); err != nil {
+		if S, err = loadRefs(oldTree, oldFiles, meta.groups[gi].refs, S[:0]); err != nil {
 			return st, err
 		}
-		st.RefSize += int64(len(dict))
-		var data []byte
+		dictLen := len(S)
+		st.RefSize += int64(dictLen)
 		for _, ci := range g {
-			data = append(data, codedFiles[ci].data...)
+			S = append(S, codedFiles[ci].data...)
+			codedFiles[ci].data = nil // S holds it now
 		}
-		st.CodedSize += int64(len(data))
-		enc := lzCompress(par, dict, data)
+		st.CodedSize += int64(len(S) - dictLen)
+		enc := lzCompressBuf(par, S, dictLen, tables)
 		if err := writeBlock(cw, 0, enc); err != nil {
 			return st, err
 		}
@@ -479,6 +481,7 @@ func Apply(ctx context.Context, oldTree fs.FS, patch io.Reader, outDir string) (
 		total += n
 	}
 	// Coded groups: references and output share one buffer.
+	var buf []byte
 	for _, g := range meta.groups {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -493,7 +496,11 @@ func Apply(ctx context.Context, oldTree fs.FS, patch io.Reader, outDir string) (
 		for _, r := range g.refs {
 			refSize += oldFiles[r].size
 		}
-		buf := make([]byte, 0, refSize+min(n, 256<<20))
+		if need := refSize + min(n, 256<<20); int64(cap(buf)) < need {
+			buf = nil // let the previous group's buffer go first
+			buf = make([]byte, 0, need)
+		}
+		buf = buf[:0]
 		for _, r := range g.refs {
 			if buf, err = appendFile(oldTree, oldFiles[r], buf); err != nil {
 				return fmt.Errorf("old tree: %w", err)

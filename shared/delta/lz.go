@@ -373,18 +373,35 @@ type lzEncoder struct {
 	pc            *priceCache
 }
 
-func newLZEncoder(par encParams, S []byte) *lzEncoder {
-	e := &lzEncoder{encParams: par, m: newModel(par.lc), rc: newRangeEncoder(), S: S}
-	e.head4 = make([]int32, 1<<hash4Bits)
-	e.head8 = make([]int32, 1<<hash8Bits)
+// lzTables are the match finder's tables, reusable from one stream to the next.
+type lzTables struct {
+	head4, chain4 []int32
+	head8, chain8 []int32
+}
+
+func grow(s []int32, n int) []int32 {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]int32, n)
+}
+
+func newLZEncoder(par encParams, S []byte, t *lzTables) *lzEncoder {
+	if t == nil {
+		t = &lzTables{}
+	}
+	t.head4 = grow(t.head4, 1<<hash4Bits)
+	t.head8 = grow(t.head8, 1<<hash8Bits)
+	t.chain4 = grow(t.chain4, len(S))
+	t.chain8 = grow(t.chain8, len(S))
+	e := &lzEncoder{encParams: par, m: newModel(par.lc), rc: newRangeEncoder(), S: S,
+		head4: t.head4, head8: t.head8, chain4: t.chain4, chain8: t.chain8}
 	for i := range e.head4 {
 		e.head4[i] = -1
 	}
 	for i := range e.head8 {
 		e.head8[i] = -1
 	}
-	e.chain4 = make([]int32, len(S))
-	e.chain8 = make([]int32, len(S))
 	return e
 }
 
@@ -752,11 +769,16 @@ func lzCompress(par encParams, dict, data []byte) []byte {
 	S := make([]byte, 0, len(dict)+len(data))
 	S = append(S, dict...)
 	S = append(S, data...)
-	e := newLZEncoder(par, S)
+	return lzCompressBuf(par, S, len(dict), nil)
+}
+
+// lzCompressBuf codes S[start:] with S[:start] as history, reusing tables.
+func lzCompressBuf(par encParams, S []byte, start int, t *lzTables) []byte {
+	e := newLZEncoder(par, S, t)
 	if par.lazy {
-		return e.encode(len(dict))
+		return e.encode(start)
 	}
-	return e.encodeOptimal(len(dict))
+	return e.encodeOptimal(start)
 }
 
 // lzDecompress decodes n bytes coded with lzCompress against dict.

@@ -3,9 +3,7 @@ package delta
 import (
 	"bytes"
 	"math/rand"
-	"os"
 	"testing"
-	"time"
 )
 
 func TestLZRoundTrip(t *testing.T) {
@@ -31,21 +29,4 @@ func TestLZRoundTrip(t *testing.T) {
 			t.Fatalf("round trip %d failed: %v", i, err)
 		}
 	}
-}
-
-func TestLZExperiment(t *testing.T) {
-	base := os.Getenv("LZEXP")
-	if base == "" {
-		t.Skip()
-	}
-	ref, _ := os.ReadFile(base + ".ref")
-	nw, _ := os.ReadFile(base + ".new")
-	t0 := time.Now()
-	enc := lzCompress(defaultEncParams, ref, nw)
-	t1 := time.Now()
-	got, err := lzDecompress(defaultLC, ref, enc, len(nw))
-	if err != nil || !bytes.Equal(got, nw) {
-		t.Fatal("mismatch", err)
-	}
-	t.Logf("%s: %d bytes, enc %v dec %v", base, len(enc), t1.Sub(t0), time.Since(t1))
 }

@@ -18,6 +18,7 @@ func TestBenchPairs(t *testing.T) {
 		t.Skip("set OTA_BENCH_DATA to the benchmark dataset folder")
 	}
 	level, _ := strconv.Atoi(os.Getenv("OTA_LEVEL"))
+	group, _ := strconv.Atoi(os.Getenv("OTA_GROUP"))
 	pkgs, _ := filepath.Glob(filepath.Join(data, "*"))
 	for _, pkg := range pkgs {
 		vers, _ := filepath.Glob(filepath.Join(pkg, "*", "www"))
@@ -27,7 +28,7 @@ func TestBenchPairs(t *testing.T) {
 		t.Run(filepath.Base(pkg), func(t *testing.T) {
 			var buf bytes.Buffer
 			t0 := time.Now()
-			st, err := Create(context.Background(), os.DirFS(vers[0]), os.DirFS(vers[1]), &buf, Options{Level: level})
+			st, err := Create(context.Background(), os.DirFS(vers[0]), os.DirFS(vers[1]), &buf, Options{Level: level, GroupLimit: int64(group) << 20})
 			if err != nil {
 				t.Fatal(err)
 			}
