@@ -1,0 +1,283 @@
+// Package awsenv builds the handlers' dependencies on AWS: DynamoDB for metadata, S3
+// for objects, CloudFront signed URLs (or S3 presigned GETs when no CDN is set up)
+// for downloads. The Lambdas call Load; otad calls Deps with its own Options when it
+// runs against AWS (or emulators) instead of its embedded storage.
+//
+// Endpoints come only from the SDK's standard environment (AWS_ENDPOINT_URL_DYNAMODB,
+// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL), so the same binary
+// runs on AWS, LocalStack and local emulators.
+package awsenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/otakit/ota/shared/api"
+	"github.com/otakit/ota/shared/blob/s3blob"
+	"github.com/otakit/ota/shared/cdn"
+	"github.com/otakit/ota/shared/cdn/awscdn"
+	"github.com/otakit/ota/shared/publish"
+	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/store/dynamo"
+)
+
+// Environment variables read by FromEnv (template.yaml sets them).
+const (
+	EnvTable              = "OTA_TABLE"                  // DynamoDB table name (required)
+	EnvBucket             = "OTA_BUCKET"                 // S3 bucket name (required)
+	EnvCDNDomain          = "OTA_CDN_DOMAIN"             // CloudFront domain; empty: S3 presigned GETs
+	EnvCDNKeyPairID       = "OTA_CDN_KEY_PAIR_ID"        // CloudFront public key id
+	EnvCDNPrivateKey      = "OTA_CDN_PRIVATE_KEY"        // PEM itself (tests, LocalStack)
+	EnvCDNPrivateKeySSM   = "OTA_CDN_PRIVATE_KEY_SECRET" // SSM SecureString parameter name holding the PEM
+	EnvPublicURL          = "OTA_PUBLIC_URL"             // external base URL of the API (optional)
+	EnvDefaultApp         = "OTA_DEFAULT_APP"            // app served by bare seed routes (optional)
+	EnvStateTTL           = "OTA_STATE_TTL"              // channel state cache ("5s" or seconds)
+	EnvURLTTL             = "OTA_URL_TTL"                // signed download URL lifetime ("1h" or seconds)
+	EnvPatchBases         = "OTA_PATCH_BASES"            // patches are precomputed from the last K releases
+	EnvLogLevel           = "OTA_LOG_LEVEL"              // debug, info (default), warn, error
+	envLambdaLogLevel     = "AWS_LAMBDA_LOG_LEVEL"       // set by Lambda's advanced logging controls
+	maxPatchBases         = 50
+	maxDuration           = 7 * 24 * time.Hour // S3 presigned URLs cap at 7 days
+	cdnPrivateKeyMaxBytes = 16 << 10
+)
+
+// Options is everything Deps and Config need. FromEnv fills it from the Lambda
+// environment; otad fills it from its flags.
+type Options struct {
+	Table  string
+	Bucket string
+
+	// CDNDomain enables CloudFront signed download URLs (needs CDNKeyPairID and a
+	// private key). Empty: downloads are S3 presigned GETs (LocalStack, first deploys).
+	CDNDomain    string
+	CDNKeyPairID string
+	// CDNPrivateKeyPEM is the key itself; CDNPrivateKeyParameter names an SSM
+	// SecureString parameter holding it, read once by Deps. Set one of them.
+	CDNPrivateKeyPEM       string
+	CDNPrivateKeyParameter string
+
+	PublicURL  string
+	DefaultApp string
+	StateTTL   time.Duration // 0: api default
+	URLTTL     time.Duration // 0: api default
+	PatchBases int           // 0: pipeline default; negative: no precomputed patches
+
+	Log *slog.Logger
+
+	// DynamoDB and S3 override the clients built from the SDK's default
+	// configuration (tests, otad with custom options).
+	DynamoDB *dynamodb.Client
+	S3       *s3.Client
+}
+
+// Load reads the environment and builds the dependencies and handler configuration:
+// what every Lambda's main calls once per cold start.
+func Load(ctx context.Context) (api.Deps, api.Config, error) {
+	o, err := FromEnv(os.Getenv)
+	if err != nil {
+		return api.Deps{}, api.Config{}, err
+	}
+	d, err := Deps(ctx, o)
+	if err != nil {
+		return api.Deps{}, api.Config{}, err
+	}
+	return d, o.Config(), nil
+}
+
+// FromEnv reads Options from environment variables (getenv is os.Getenv outside
+// tests). The logger writes JSON lines to stdout, which Lambda ships to CloudWatch.
+func FromEnv(getenv func(string) string) (Options, error) {
+	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	o := Options{
+		Table:                  get(EnvTable),
+		Bucket:                 get(EnvBucket),
+		CDNDomain:              get(EnvCDNDomain),
+		CDNKeyPairID:           get(EnvCDNKeyPairID),
+		CDNPrivateKeyPEM:       getenv(EnvCDNPrivateKey),
+		CDNPrivateKeyParameter: get(EnvCDNPrivateKeySSM),
+		PublicURL:              get(EnvPublicURL),
+		DefaultApp:             get(EnvDefaultApp),
+	}
+	var errs []error
+	var err error
+	if o.StateTTL, err = duration(get(EnvStateTTL)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvStateTTL, err))
+	}
+	if o.URLTTL, err = duration(get(EnvURLTTL)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvURLTTL, err))
+	}
+	if v := get(EnvPatchBases); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxPatchBases {
+			errs = append(errs, fmt.Errorf("%s: want a whole number from 0 to %d, got %q", EnvPatchBases, maxPatchBases, v))
+		}
+		o.PatchBases = n
+		if n == 0 {
+			o.PatchBases = -1 // "0" in the environment turns patches off
+		}
+	}
+	level := get(EnvLogLevel)
+	if level == "" {
+		level = get(envLambdaLogLevel)
+	}
+	lv, err := logLevel(level)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvLogLevel, err))
+	}
+	o.Log = slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lv}))
+	if err := errors.Join(errs...); err != nil {
+		return o, err
+	}
+	return o, o.Validate()
+}
+
+// Validate checks that the options are complete and consistent.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Table == "" {
+		errs = append(errs, fmt.Errorf("no DynamoDB table (%s)", EnvTable))
+	}
+	if o.Bucket == "" {
+		errs = append(errs, fmt.Errorf("no S3 bucket (%s)", EnvBucket))
+	}
+	if o.CDNDomain != "" {
+		if strings.Contains(o.CDNDomain, "/") {
+			errs = append(errs, fmt.Errorf("%s must be a bare domain name like d111111abcdef8.cloudfront.net, got %q", EnvCDNDomain, o.CDNDomain))
+		}
+		if o.CDNKeyPairID == "" {
+			errs = append(errs, fmt.Errorf("%s is set but %s is not", EnvCDNDomain, EnvCDNKeyPairID))
+		}
+		if o.CDNPrivateKeyPEM == "" && o.CDNPrivateKeyParameter == "" {
+			errs = append(errs, fmt.Errorf("%s is set but neither %s nor %s is", EnvCDNDomain, EnvCDNPrivateKey, EnvCDNPrivateKeySSM))
+		}
+	}
+	if o.PublicURL != "" && !strings.HasPrefix(o.PublicURL, "https://") && !strings.HasPrefix(o.PublicURL, "http://") {
+		errs = append(errs, fmt.Errorf("%s must be an absolute http(s) URL, got %q", EnvPublicURL, o.PublicURL))
+	}
+	return errors.Join(errs...)
+}
+
+// Config is the handler configuration the options imply.
+func (o Options) Config() api.Config {
+	return api.Config{
+		PublicURL:  strings.TrimRight(o.PublicURL, "/"),
+		DefaultApp: o.DefaultApp,
+		URLTTL:     o.URLTTL,
+		StateTTL:   o.StateTTL,
+	}
+}
+
+// Deps builds the store, blob store, URL signer and publish pipeline. It makes no
+// AWS call except reading the CDN private key from SSM when configured so; a missing
+// table or bucket shows up on the first request, not at start.
+func Deps(ctx context.Context, o Options) (api.Deps, error) {
+	if err := o.Validate(); err != nil {
+		return api.Deps{}, err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ddb := o.DynamoDB
+	if ddb == nil {
+		c, err := dynamo.NewClientFromEnv(ctx)
+		if err != nil {
+			return api.Deps{}, err
+		}
+		ddb = c
+	}
+	s3c := o.S3
+	if s3c == nil {
+		c, err := s3blob.NewClientFromEnv(ctx)
+		if err != nil {
+			return api.Deps{}, err
+		}
+		s3c = c
+	}
+	presign := s3.NewPresignClient(s3c)
+	st := store.New(dynamo.New(ddb, o.Table))
+	blobs := s3blob.New(s3c, presign, o.Bucket)
+	urls, err := downloadURLs(ctx, o, presign)
+	if err != nil {
+		return api.Deps{}, err
+	}
+	pipe := publish.NewPipeline(st, blobs, log)
+	switch {
+	case o.PatchBases > 0:
+		pipe.PatchBases = o.PatchBases
+	case o.PatchBases < 0:
+		pipe.PatchBases = 0
+	}
+	return api.Deps{Store: st, Blobs: blobs, URLs: urls, Pipeline: pipe, Log: log}, nil
+}
+
+// downloadURLs picks CloudFront signed URLs when a CDN domain is configured, else S3
+// presigned GETs.
+func downloadURLs(ctx context.Context, o Options, presign *s3.PresignClient) (cdn.URLs, error) {
+	if o.CDNDomain == "" {
+		return &awscdn.S3Presign{Presign: presign, Bucket: o.Bucket}, nil
+	}
+	pem := o.CDNPrivateKeyPEM
+	if pem == "" {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load aws config: %w", err)
+		}
+		v, err := ssmGetParameter(ctx, cfg, o.CDNPrivateKeyParameter)
+		if err != nil {
+			return nil, fmt.Errorf("read CloudFront private key: %w", err)
+		}
+		pem = v
+	}
+	if len(pem) > cdnPrivateKeyMaxBytes {
+		return nil, fmt.Errorf("CloudFront private key: %d bytes is not a PEM key", len(pem))
+	}
+	s, err := awscdn.NewCloudFront(o.CDNKeyPairID, o.CDNDomain, []byte(pem))
+	if err != nil {
+		return nil, fmt.Errorf("CloudFront signer: %w", err)
+	}
+	return s, nil
+}
+
+// duration accepts Go durations ("90s", "1h") or whole seconds ("300").
+func duration(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseInt(v, 10, 64)
+		if nerr != nil {
+			return 0, fmt.Errorf("want a duration like 5s or 1h, or whole seconds, got %q", v)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > maxDuration {
+		return 0, fmt.Errorf("%s is out of range (0 to %s)", d, maxDuration)
+	}
+	return d, nil
+}
+
+func logLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug", "trace":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error", "fatal":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("unknown log level %q", v)
+}

@@ -1,0 +1,313 @@
+package awsenv
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/otakit/ota/shared/cdn/awscdn"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFromEnv(t *testing.T) {
+	o, err := FromEnv(envOf(map[string]string{
+		EnvTable: "ota-table", EnvBucket: "ota-bucket", EnvPublicURL: "https://ota.example.com/",
+		EnvDefaultApp: "com.example.app", EnvStateTTL: "10s", EnvURLTTL: "3600", EnvPatchBases: "3",
+		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeyPairID: "K2JCJMDEHXQW5F",
+		EnvCDNPrivateKeySSM: "/otakit/cloudfront-private-key", EnvLogLevel: "debug",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Table != "ota-table" || o.Bucket != "ota-bucket" || o.StateTTL != 10*time.Second || o.URLTTL != time.Hour ||
+		o.PatchBases != 3 || o.CDNPrivateKeyParameter != "/otakit/cloudfront-private-key" || o.Log == nil {
+		t.Errorf("FromEnv = %+v", o)
+	}
+	cfg := o.Config()
+	if cfg.PublicURL != "https://ota.example.com" || cfg.DefaultApp != "com.example.app" || cfg.StateTTL != 10*time.Second || cfg.URLTTL != time.Hour {
+		t.Errorf("Config = %+v", cfg)
+	}
+	if !o.Log.Enabled(context.Background(), -4) {
+		t.Error("debug level not applied")
+	}
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	o, err := FromEnv(envOf(map[string]string{EnvTable: "t", EnvBucket: "b", EnvCDNDomain: "", EnvPatchBases: "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.StateTTL != 0 || o.URLTTL != 0 || o.CDNDomain != "" {
+		t.Errorf("defaults = %+v", o)
+	}
+	if o.PatchBases >= 0 {
+		t.Errorf("OTA_PATCH_BASES=0 must turn patches off, got PatchBases %d", o.PatchBases)
+	}
+	if o.Log.Enabled(context.Background(), -4) {
+		t.Error("default level includes debug")
+	}
+	// Lambda's advanced logging controls set AWS_LAMBDA_LOG_LEVEL.
+	o, err = FromEnv(envOf(map[string]string{EnvTable: "t", EnvBucket: "b", "AWS_LAMBDA_LOG_LEVEL": "WARN"}))
+	if err != nil || o.Log.Enabled(context.Background(), 0) {
+		t.Errorf("AWS_LAMBDA_LOG_LEVEL=WARN: err %v, info enabled %v", err, o.Log.Enabled(context.Background(), 0))
+	}
+}
+
+func TestFromEnvErrors(t *testing.T) {
+	base := map[string]string{EnvTable: "t", EnvBucket: "b"}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no table":         {map[string]string{EnvTable: ""}, EnvTable},
+		"no bucket":        {map[string]string{EnvBucket: " "}, EnvBucket},
+		"bad state ttl":    {map[string]string{EnvStateTTL: "soon"}, EnvStateTTL},
+		"negative url ttl": {map[string]string{EnvURLTTL: "-5s"}, EnvURLTTL},
+		"url ttl too long": {map[string]string{EnvURLTTL: "200h"}, EnvURLTTL},
+		"bad patch bases":  {map[string]string{EnvPatchBases: "many"}, EnvPatchBases},
+		"bad log level":    {map[string]string{EnvLogLevel: "loud"}, EnvLogLevel},
+		"cdn without key":  {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNKeyPairID: "K1"}, EnvCDNPrivateKeySSM},
+		"cdn without id":   {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNPrivateKey: "pem"}, EnvCDNKeyPairID},
+		"cdn url":          {map[string]string{EnvCDNDomain: "https://d1.cloudfront.net/x", EnvCDNKeyPairID: "K1", EnvCDNPrivateKey: "pem"}, "bare domain"},
+		"relative public":  {map[string]string{EnvPublicURL: "ota.example.com"}, EnvPublicURL},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		_, err := FromEnv(envOf(env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
+		}
+	}
+}
+
+// offline clients: building deps makes no AWS call.
+func offlineClients() (*dynamodb.Client, *s3.Client) {
+	creds := credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")
+	return dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds}),
+		s3.New(s3.Options{Region: "us-east-1", Credentials: creds})
+}
+
+func testKeyPEM(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
+}
+
+func TestDepsS3Presign(t *testing.T) {
+	ddb, s3c := offlineClients()
+	d, err := Deps(context.Background(), Options{Table: "t", Bucket: "ota-bucket", PatchBases: 7, DynamoDB: ddb, S3: s3c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Store == nil || d.Blobs == nil || d.Pipeline == nil || d.Log == nil {
+		t.Fatalf("incomplete deps %+v", d)
+	}
+	if d.Pipeline.PatchBases != 7 {
+		t.Errorf("PatchBases = %d", d.Pipeline.PatchBases)
+	}
+	if _, ok := d.URLs.(*awscdn.S3Presign); !ok {
+		t.Fatalf("URLs = %T, want S3 presigned GETs without a CDN", d.URLs)
+	}
+	u, err := d.URLs.URL(context.Background(), "bundles/com.example.app/1.0.0.zip", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(u, "ota-bucket") || !strings.Contains(u, "bundles/com.example.app/1.0.0.zip") || !strings.Contains(u, "X-Amz-Signature=") {
+		t.Errorf("presigned URL %s", u)
+	}
+
+	d, err = Deps(context.Background(), Options{Table: "t", Bucket: "b", PatchBases: -1, DynamoDB: ddb, S3: s3c})
+	if err != nil || d.Pipeline.PatchBases != 0 {
+		t.Errorf("PatchBases -1: %v, %d", err, d.Pipeline.PatchBases)
+	}
+}
+
+func TestDepsCloudFrontFromPEM(t *testing.T) {
+	ddb, s3c := offlineClients()
+	d, err := Deps(context.Background(), Options{Table: "t", Bucket: "b", DynamoDB: ddb, S3: s3c,
+		CDNDomain: "d111111abcdef8.cloudfront.net", CDNKeyPairID: "K2JCJMDEHXQW5F", CDNPrivateKeyPEM: testKeyPEM(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.URLs.URL(context.Background(), "files/ab/abcdef", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := pu.Query()
+	if pu.Host != "d111111abcdef8.cloudfront.net" || pu.Path != "/files/ab/abcdef" || q.Get("Key-Pair-Id") != "K2JCJMDEHXQW5F" ||
+		q.Get("Signature") == "" || q.Get("Expires") == "" {
+		t.Errorf("signed URL %s", u)
+	}
+	if _, err := Deps(context.Background(), Options{Table: "t", Bucket: "b", DynamoDB: ddb, S3: s3c,
+		CDNDomain: "d1.cloudfront.net", CDNKeyPairID: "K1", CDNPrivateKeyPEM: "not a key"}); err == nil {
+		t.Error("a bad private key was accepted")
+	}
+}
+
+// fakeSSM serves GetParameter like Parameter Store and records what it got.
+type fakeSSM struct {
+	mu     sync.Mutex
+	params map[string]string
+	got    []*http.Request
+	bodies []map[string]any
+}
+
+func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	var in map[string]any
+	_ = json.Unmarshal(b, &in)
+	f.mu.Lock()
+	f.got = append(f.got, r)
+	f.bodies = append(f.bodies, in)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	name, _ := in["Name"].(string)
+	v, ok := f.params[name]
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"__type":"com.amazonaws.ssm#ParameterNotFound","message":"Parameter ` + name + ` not found."}`))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{"Name": name, "Type": "SecureString", "Value": v, "Version": 1}})
+}
+
+// isolate points the SDK's default configuration at fake credentials and nothing else.
+func isolate(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_SESSION_TOKEN", "session-token")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+}
+
+func TestSSMGetParameter(t *testing.T) {
+	isolate(t)
+	f := &fakeSSM{params: map[string]string{"/otakit/key": "-----BEGIN X-----\nabc\n-----END X-----\n"}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_SSM", srv.URL)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ssmGetParameter(context.Background(), cfg, "/otakit/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != f.params["/otakit/key"] {
+		t.Errorf("value %q (newlines must survive)", v)
+	}
+	r, body := f.got[0], f.bodies[0]
+	if r.Method != http.MethodPost || r.URL.Path != "/" || r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" ||
+		r.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
+		t.Errorf("request %s %s %v", r.Method, r.URL.Path, r.Header)
+	}
+	if a := r.Header.Get("Authorization"); !strings.HasPrefix(a, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") || !strings.Contains(a, "/eu-west-1/ssm/aws4_request") {
+		t.Errorf("Authorization %q", a)
+	}
+	if r.Header.Get("X-Amz-Security-Token") != "session-token" {
+		t.Error("session token not sent")
+	}
+	if body["Name"] != "/otakit/key" || body["WithDecryption"] != true {
+		t.Errorf("body %v", body)
+	}
+
+	_, err = ssmGetParameter(context.Background(), cfg, "/otakit/missing")
+	if err == nil || !strings.Contains(err.Error(), "ParameterNotFound") {
+		t.Errorf("missing parameter: %v", err)
+	}
+}
+
+func TestSSMEndpoint(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_SSM", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	for region, want := range map[string]string{
+		"us-east-1":  "https://ssm.us-east-1.amazonaws.com",
+		"cn-north-1": "https://ssm.cn-north-1.amazonaws.com.cn",
+		"":           "",
+	} {
+		if got := ssmEndpoint(aws.Config{Region: region}); got != want {
+			t.Errorf("ssmEndpoint(%q) = %q, want %q", region, got, want)
+		}
+	}
+	t.Setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
+	if got := ssmEndpoint(aws.Config{Region: "us-east-1"}); got != "http://localhost:4566" {
+		t.Errorf("with AWS_ENDPOINT_URL: %q", got)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_SSM", "http://localhost:9999")
+	if got := ssmEndpoint(aws.Config{Region: "us-east-1"}); got != "http://localhost:9999" {
+		t.Errorf("with AWS_ENDPOINT_URL_SSM: %q", got)
+	}
+}
+
+// Load reads everything from the environment, including the private key from SSM.
+func TestLoadWithKeyFromSSM(t *testing.T) {
+	isolate(t)
+	key := testKeyPEM(t)
+	f := &fakeSSM{params: map[string]string{"/otakit/cloudfront-private-key": key}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_SSM": srv.URL, EnvTable: "ota-table", EnvBucket: "ota-bucket",
+		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeyPairID: "K2JCJMDEHXQW5F",
+		EnvCDNPrivateKeySSM: "/otakit/cloudfront-private-key", EnvCDNPrivateKey: "", EnvURLTTL: "15m",
+		EnvStateTTL: "", EnvPatchBases: "", EnvPublicURL: "", EnvDefaultApp: "", EnvLogLevel: "error",
+	} {
+		t.Setenv(k, v)
+	}
+	d, cfg, err := Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.URLTTL != 15*time.Minute {
+		t.Errorf("URLTTL = %v", cfg.URLTTL)
+	}
+	if len(f.got) != 1 {
+		t.Errorf("%d SSM calls, want 1", len(f.got))
+	}
+	u, err := d.URLs.URL(context.Background(), "bundles/a/1.zip", time.Minute)
+	if err != nil || !strings.HasPrefix(u, "https://d111111abcdef8.cloudfront.net/bundles/a/1.zip?") {
+		t.Errorf("URL = %q, %v", u, err)
+	}
+
+	t.Setenv(EnvCDNPrivateKeySSM, "/otakit/missing")
+	if _, _, err := Load(context.Background()); err == nil || !strings.Contains(err.Error(), "ParameterNotFound") {
+		t.Errorf("missing key parameter: %v", err)
+	}
+}

@@ -1,0 +1,98 @@
+// Package s3event turns S3 ObjectCreated notifications into publish.Pipeline.Ingest
+// calls: what the patch Lambda does, kept out of its main.go so it can be tested.
+//
+// S3 invokes the function asynchronously; an error return makes Lambda retry the
+// whole event (twice by default). Ingest is idempotent, so records already done are
+// cheap to repeat. Only retryable failures are returned: a key that is not a bundle,
+// an upload nobody asked for (publish.ErrNoRelease) or a bundle the pipeline refused
+// (*publish.Error; the release is then marked failed) are logged and dropped.
+package s3event
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/publish"
+)
+
+// Ingester is the part of *publish.Pipeline the handler needs.
+type Ingester interface {
+	Ingest(ctx context.Context, key string) error
+}
+
+// Handler processes S3 events.
+type Handler struct {
+	Ingester Ingester
+	// Bucket, when set, is the only bucket whose records are processed (others are
+	// logged and dropped).
+	Bucket string
+	Log    *slog.Logger
+}
+
+// Key decodes an S3 event object key: keys in S3 notifications are URL-encoded
+// with '+' for a space.
+func Key(raw string) (string, error) {
+	return url.QueryUnescape(raw)
+}
+
+// Permanent reports whether an Ingest error will not go away by retrying.
+func Permanent(err error) bool {
+	var perr *publish.Error
+	return errors.Is(err, publish.ErrNoRelease) || errors.As(err, &perr)
+}
+
+// Handle ingests every ObjectCreated record of ev. It processes all records and
+// returns the retryable failures joined (nil when there are none).
+func (h Handler) Handle(ctx context.Context, ev events.S3Event) error {
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	for i, rec := range ev.Records {
+		if err := h.record(ctx, log, rec); err != nil {
+			errs = append(errs, fmt.Errorf("record %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h Handler) record(ctx context.Context, log *slog.Logger, rec events.S3EventRecord) error {
+	bucket, raw := rec.S3.Bucket.Name, rec.S3.Object.Key
+	if !strings.HasPrefix(rec.EventName, "ObjectCreated:") {
+		log.Info("s3 event ignored: not an object creation", "event", rec.EventName, "bucket", bucket, "key", raw)
+		return nil
+	}
+	if h.Bucket != "" && bucket != h.Bucket {
+		log.Warn("s3 event ignored: unexpected bucket", "bucket", bucket, "want", h.Bucket, "key", raw)
+		return nil
+	}
+	key, err := Key(raw)
+	if err != nil {
+		log.Warn("s3 event ignored: undecodable key", "bucket", bucket, "key", raw, "err", err)
+		return nil
+	}
+	if _, _, ok := blob.ParseBundleKey(key); !ok || !blob.ValidKey(key) {
+		log.Warn("s3 event ignored: not a bundle key", "bucket", bucket, "key", key)
+		return nil
+	}
+	err = h.Ingester.Ingest(ctx, key)
+	switch {
+	case err == nil:
+		log.Info("ingested", "key", key, "size", rec.S3.Object.Size)
+		return nil
+	case Permanent(err):
+		log.Warn("ingest refused, dropped", "key", key, "err", err)
+		return nil
+	default:
+		log.Error("ingest failed, will retry", "key", key, "err", err)
+		return err
+	}
+}

@@ -1,0 +1,117 @@
+package s3event
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/otakit/ota/shared/publish"
+)
+
+type fakeIngester struct {
+	keys []string
+	errs map[string]error
+}
+
+func (f *fakeIngester) Ingest(_ context.Context, key string) error {
+	f.keys = append(f.keys, key)
+	return f.errs[key]
+}
+
+func rec(event, bucket, key string) events.S3EventRecord {
+	var r events.S3EventRecord
+	r.EventSource, r.EventName = "aws:s3", event
+	r.S3.Bucket.Name, r.S3.Object.Key = bucket, key
+	return r
+}
+
+func TestKey(t *testing.T) {
+	for raw, want := range map[string]string{
+		"bundles/com.example.app/1.0.0.zip":      "bundles/com.example.app/1.0.0.zip",
+		"bundles/my+app/1.0.0%2Bbuild.5.zip":     "bundles/my app/1.0.0+build.5.zip",
+		"bundles/com.example.app/1.0.0-rc.1.zip": "bundles/com.example.app/1.0.0-rc.1.zip",
+		"bundles/%C3%A9t%C3%A9/2.zip":            "bundles/été/2.zip",
+	} {
+		got, err := Key(raw)
+		if err != nil || got != want {
+			t.Errorf("Key(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	if _, err := Key("bundles/bad%zz.zip"); err == nil {
+		t.Error("Key accepted a malformed escape")
+	}
+}
+
+func TestHandle(t *testing.T) {
+	retry := errors.New("dynamodb throttled")
+	ing := &fakeIngester{errs: map[string]error{
+		"bundles/app/2.0.0.zip":   fmt.Errorf("ingest: %w", publish.ErrNoRelease),
+		"bundles/app/3.0.0.zip":   &publish.Error{Status: 422, Code: "checksum_mismatch", Msg: "bad bytes"},
+		"bundles/app/4.0.0.zip":   fmt.Errorf("ingest: %w", retry),
+		"bundles/app/1.0.0+b.zip": nil,
+	}}
+	h := Handler{Ingester: ing, Bucket: "bkt"}
+	err := h.Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "bundles/app/1.0.0.zip"),
+		rec("ObjectCreated:CompleteMultipartUpload", "bkt", "bundles/app/1.0.0%2Bb.zip"),
+		rec("ObjectCreated:Put", "bkt", "bundles/app/2.0.0.zip"),    // no release: dropped
+		rec("ObjectCreated:Put", "bkt", "bundles/app/3.0.0.zip"),    // refused: dropped
+		rec("ObjectCreated:Put", "bkt", "bundles/app/4.0.0.zip"),    // retryable
+		rec("ObjectRemoved:Delete", "bkt", "bundles/app/5.0.0.zip"), // not a creation
+		rec("ObjectCreated:Put", "other", "bundles/app/6.0.0.zip"),  // other bucket
+		rec("ObjectCreated:Put", "bkt", "files/ab/abcdef"),          // not a bundle
+		rec("ObjectCreated:Put", "bkt", "bundles/app/x/7.0.0.zip"),  // not a bundle
+		rec("ObjectCreated:Put", "bkt", "bundles/app/%zz.zip"),      // undecodable
+	}})
+	if !errors.Is(err, retry) {
+		t.Fatalf("Handle error = %v, want the retryable one", err)
+	}
+	if Permanent(err) {
+		t.Error("joined retryable error reported as permanent")
+	}
+	want := []string{"bundles/app/1.0.0.zip", "bundles/app/1.0.0+b.zip", "bundles/app/2.0.0.zip",
+		"bundles/app/3.0.0.zip", "bundles/app/4.0.0.zip"}
+	if !reflect.DeepEqual(ing.keys, want) {
+		t.Errorf("ingested %q, want %q", ing.keys, want)
+	}
+}
+
+func TestHandleAllPermanentIsNil(t *testing.T) {
+	ing := &fakeIngester{errs: map[string]error{"bundles/a/1.zip": publish.ErrNoRelease}}
+	if err := (Handler{Ingester: ing}).Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "any-bucket", "bundles/a/1.zip"),
+	}}); err != nil {
+		t.Fatalf("Handle = %v, want nil for a permanent failure", err)
+	}
+	if err := (Handler{Ingester: ing}).Handle(context.Background(), events.S3Event{}); err != nil {
+		t.Fatalf("empty event: %v", err)
+	}
+}
+
+// The sample event shipped for `sam local invoke` must decode and reach Ingest.
+func TestSampleEvent(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "events", "s3-put.json"))
+	if err != nil {
+		t.Skip("no events/s3-put.json:", err)
+	}
+	var ev events.S3Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ing := &fakeIngester{}
+	if err := (Handler{Ingester: ing}).Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bundles/com.example.app/1.0.0.zip"}; !reflect.DeepEqual(ing.keys, want) {
+		t.Errorf("sample event ingested %q, want %q", ing.keys, want)
+	}
+}
