@@ -46,7 +46,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -336,16 +335,6 @@ func (s *Server) capgoURL(ctx context.Context, r *http.Request, key string) (str
 	return u, nil
 }
 
-// storedManifest is the manifest the publish pipeline writes (bundle.Manifest).
-type storedManifest struct {
-	Files []struct {
-		Path   string `json:"path"`
-		SHA256 string `json:"sha256"`
-		Size   int64  `json:"size"`
-	} `json:"files"`
-	TreeHash string `json:"tree_hash"`
-}
-
 var sha256HexRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // capgoManifest lists every file of a plain release with a signed URL each, or nil
@@ -355,16 +344,9 @@ func (s *Server) capgoManifest(ctx context.Context, r *http.Request, rel *releas
 	if rel.Files > capgoMaxManifestFiles {
 		return nil
 	}
-	key := blob.ManifestKey(rel.AppID, rel.Version)
-	rc, _, err := s.Blobs.Open(ctx, key, 0)
+	m, err := s.manifest(ctx, rel.AppID, rel.Version)
 	if err != nil {
-		s.Log.Warn("capgo: manifest unavailable, serving the zip only", "key", key, "err", err)
-		return nil
-	}
-	defer rc.Close()
-	var m storedManifest
-	if err := json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m); err != nil {
-		s.Log.Warn("capgo: manifest unreadable, serving the zip only", "key", key, "err", err)
+		s.Log.Warn("capgo: manifest unavailable, serving the zip only", "app", rel.AppID, "version", rel.Version, "err", err)
 		return nil
 	}
 	if len(m.Files) == 0 || len(m.Files) > capgoMaxManifestFiles {

@@ -1,16 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
-	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
@@ -283,24 +280,12 @@ func (s *Server) cdSnapshotManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	rc, _, err := s.Blobs.Open(ctx, blob.ManifestKey(rel.AppID, rel.Version), 0)
+	m, err := s.manifest(ctx, rel.AppID, rel.Version)
 	if errors.Is(err, blob.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "snapshot_not_found", "snapshot has no manifest")
 		return
 	}
 	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	var buf bytes.Buffer
-	_, err = buf.ReadFrom(rc)
-	rc.Close()
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	var m bundle.Manifest
-	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

@@ -28,7 +28,7 @@ import (
 
 // testEnv is a whole server on embedded storage behind a real HTTP listener.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	http   *httptest.Server
 	store  *store.Store
@@ -38,7 +38,7 @@ type testEnv struct {
 	admin  string // admin API key secret
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	tbl, err := bolt.Open(filepath.Join(dir, "meta.db"))

@@ -67,8 +67,9 @@ type Deps struct {
 // Server serves every route.
 type Server struct {
 	Deps
-	cfg   Config
-	state *stateCache
+	cfg       Config
+	state     *stateCache
+	manifests *manifestCache
 }
 
 // New builds a server.
@@ -77,7 +78,7 @@ func New(d Deps, cfg Config) *Server {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{Deps: d, cfg: cfg, state: newStateCache(d.Store, cfg.StateTTL)}
+	return &Server{Deps: d, cfg: cfg, state: newStateCache(d.Store, cfg.StateTTL), manifests: newManifestCache(64)}
 }
 
 // Config returns the effective configuration.
