@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/otakit/ota/shared/api"
+	"github.com/otakit/ota/shared/awsenv"
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/cdn"
 	"github.com/otakit/ota/shared/publish"
@@ -21,6 +22,10 @@ import (
 // build wires storage, URL signing and the handlers. It returns the admin key when
 // it generated one on first start (to be printed once).
 func build(ctx context.Context, log *slog.Logger, o options) (*api.Server, func(), string, error) {
+	cfg := api.Config{PublicURL: o.publicURL, DefaultApp: o.defaultApp, StateTTL: o.stateTTL, URLTTL: o.urlTTL}
+	if o.table != "" || o.bucket != "" {
+		return buildAWS(ctx, log, o, cfg)
+	}
 	if err := os.MkdirAll(o.data, 0o750); err != nil {
 		return nil, nil, "", fmt.Errorf("data folder: %w", err)
 	}
@@ -49,9 +54,32 @@ func build(ctx context.Context, log *slog.Logger, o options) (*api.Server, func(
 	}
 	pipe := publish.NewPipeline(st, blobs, log)
 	srv := api.New(api.Deps{Store: st, Blobs: blobs, URLs: cdn.Local{Signer: signer, BaseURL: o.publicURL}, Pipeline: pipe, Log: log,
-		LocalSigner: signer, LocalBlobs: blobs},
-		api.Config{PublicURL: o.publicURL, DefaultApp: o.defaultApp, StateTTL: o.stateTTL, URLTTL: o.urlTTL})
+		LocalSigner: signer, LocalBlobs: blobs}, cfg)
 	return srv, func() { st.Close() }, firstKey, nil
+}
+
+// buildAWS runs the same handlers on DynamoDB + S3 (+ CloudFront signed URLs), for
+// self-hosters who want AWS storage without Lambda, and for tests on the emulators.
+// Endpoints come from the SDK's standard environment (AWS_ENDPOINT_URL...).
+func buildAWS(ctx context.Context, log *slog.Logger, o options, cfg api.Config) (*api.Server, func(), string, error) {
+	ao := awsenv.Options{Table: o.table, Bucket: o.bucket, CDNDomain: o.cdnDomain, CDNKeyPairID: o.cdnKeyID,
+		PublicURL: o.publicURL, DefaultApp: o.defaultApp, StateTTL: o.stateTTL, URLTTL: o.urlTTL, Log: log}
+	if o.cdnKeyFile != "" {
+		pem, err := os.ReadFile(o.cdnKeyFile)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("read CloudFront key: %w", err)
+		}
+		ao.CDNPrivateKeyPEM = string(pem)
+	}
+	deps, err := awsenv.Deps(ctx, ao)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	firstKey, err := ensureAdminKey(ctx, deps.Store, os.Getenv("OTA_ADMIN_KEY"))
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%w (does table %s exist? create it with: ota infra init --table %s --bucket %s)", err, o.table, o.table, o.bucket)
+	}
+	return api.New(deps, cfg), func() {}, firstKey, nil
 }
 
 // loadOrCreateSecret keeps the URL signing secret across restarts, so signed URLs
