@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/otakit/ota/shared/awsclient"
 	"github.com/otakit/ota/shared/blob/s3blob"
 	"github.com/otakit/ota/shared/store"
 	"github.com/otakit/ota/shared/store/dynamo"
@@ -27,14 +28,14 @@ func newInfraCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			ddb, err := dynamo.NewClientFromEnv(ctx)
+			ddb, err := awsclient.DynamoDBFromEnv(ctx)
 			if err != nil {
 				return err
 			}
 			if err := dynamo.CreateTable(ctx, ddb, table); err != nil {
 				return fmt.Errorf("create table %s: %w", table, err)
 			}
-			s3c, err := s3blob.NewClientFromEnv(ctx)
+			s3c, err := awsclient.S3FromEnv(ctx)
 			if err != nil {
 				return err
 			}

@@ -64,6 +64,7 @@ func newRootCmd() *cobra.Command {
 		newSigningKeyCmd(g),
 	)
 	root.AddCommand(newPatchCmd(), newDeviceCmd(), newInfraCmd(g))
+	root.AddCommand(newSafetyCmds(g)...)
 	return root
 }
 

@@ -184,8 +184,10 @@ func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// fluxPatch serves Flux's XOR/full patch between two releases, computing and
-// caching it on first request when it was not precomputed.
+// fluxPatch serves Flux's XOR/full patch between two releases. A pair that was not
+// precomputed answers 404 at once (the client then downloads the full chunk) and the
+// patch is requested in the background (Server.requestPatch): the check path never
+// computes a patch.
 func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 	app, from, to := r.PathValue("appId"), r.PathValue("from"), r.PathValue("to")
 	if err := s.fluxReadAuth(r, app); err != nil {
@@ -207,12 +209,9 @@ func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.Pipeline == nil {
-		notFound()
-		return
-	}
-	p, err := s.Pipeline.EnsurePatch(ctx, app, publish.KindFlux, from, to)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, blob.ErrNotFound) {
+	p, err := s.Store.GetPatch(ctx, app, publish.KindFlux, from, to)
+	if errors.Is(err, store.ErrNotFound) {
+		s.requestPatch(ctx, app, publish.KindFlux, from, to)
 		notFound()
 		return
 	}

@@ -64,9 +64,29 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 			if err := s.Store.RecordFailure(ctx, o.AppID, o.DeviceID, o.Version); err != nil {
 				return err
 			}
-			s.state.invalidate(o.AppID)
+			s.invalidateForFailure(o.AppID, o.Version)
 		}
 		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true)
 	}
 	return nil
+}
+
+// invalidateForFailure drops the app's cached state when a cached channel serves
+// version but does not know yet that a device failed it (checks then start reading
+// device records). Once known, further failures keep the cache: a failure storm does
+// not turn every check into a reload.
+func (s *Server) invalidateForFailure(app, version string) {
+	c := s.state
+	c.mu.Lock()
+	stale := false
+	for k, e := range c.chans {
+		if _, serves := e.rels[version]; k[0] == app && serves && !e.failed[version] {
+			stale = true
+			break
+		}
+	}
+	c.mu.Unlock()
+	if stale {
+		c.invalidate(app)
+	}
 }

@@ -52,7 +52,7 @@ func Routes() []Route {
 		{"PUT", "/blob/{key...}", GroupLocal, (*Server).localUpload},
 	}
 	// Each protocol adapter lists its routes next to its handlers (one file per protocol).
-	for _, adapter := range [][]Route{safetyRoutes(), capgoRoutes(), nativeUpdateRoutes(), fluxRoutes(), seedRoutes(), checkDeviceRoutes(), deviceRoutes()} {
+	for _, adapter := range [][]Route{safetyRoutes(), retentionRoutes(), capgoRoutes(), nativeUpdateRoutes(), fluxRoutes(), seedRoutes(), checkDeviceRoutes(), deviceRoutes()} {
 		rs = append(rs, adapter...)
 	}
 	return rs

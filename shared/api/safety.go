@@ -34,18 +34,23 @@ func newSalt() string {
 	return hex.EncodeToString(b)
 }
 
-// channelChange runs one audited channel update and answers with the new state.
-func (s *Server) channelChange(w http.ResponseWriter, r *http.Request, action string, fn func(c *release.Channel, exists bool) error) {
+// channelParams authenticates the request for its {app} and validates {channel}.
+// It runs before anything else reads the store, so a caller without a key for the
+// app learns nothing (not even whether a version exists).
+func (s *Server) channelParams(r *http.Request) (release.App, store.APIKey, string, error) {
 	a, k, err := s.appParam(r)
 	if err != nil {
-		s.writeErr(w, r, err)
-		return
+		return a, k, "", err
 	}
 	name := r.PathValue("channel")
 	if err := release.ValidChannel(name); err != nil {
-		s.writeErr(w, r, errBad("invalid_channel", "%v", err))
-		return
+		return a, k, "", errBad("invalid_channel", "%v", err)
 	}
+	return a, k, name, nil
+}
+
+// channelChange runs one audited channel update and answers with the new state.
+func (s *Server) channelChange(w http.ResponseWriter, r *http.Request, a release.App, k store.APIKey, name, action string, fn func(c *release.Channel, exists bool) error) {
 	c, err := s.Store.UpdateChannel(r.Context(), a.ID, name, k.ID, action, fn)
 	if err != nil {
 		s.writeErr(w, r, storeErr(err, "channel"))
@@ -81,20 +86,29 @@ type rolloutInput struct {
 // changes the percentage of the running one (same version keeps its salt, so raising
 // the percentage never moves a device back).
 func (s *Server) setRollout(w http.ResponseWriter, r *http.Request) {
+	a, k, name, err := s.channelParams(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	var in rolloutInput
 	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
 		s.writeErr(w, r, err)
+		return
+	}
+	if err := release.ValidVersion(in.Version); err != nil {
+		s.writeErr(w, r, errBad("invalid_version", "%v", err))
 		return
 	}
 	if in.Percent == nil || *in.Percent < 0 || *in.Percent > 100 {
 		s.writeErr(w, r, errBad("invalid_percent", "percent must be between 0 and 100"))
 		return
 	}
-	if err := s.requireReady(r, r.PathValue("app"), in.Version); err != nil {
+	if err := s.requireReady(r, a.ID, in.Version); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	s.channelChange(w, r, "rollout.set", func(c *release.Channel, exists bool) error {
+	s.channelChange(w, r, a, k, name, "rollout.set", func(c *release.Channel, exists bool) error {
 		if !exists || (c.Stable == "" && !c.Builtin) {
 			return errBad("no_stable_release", "set the channel's stable release before rolling out another")
 		}
@@ -118,7 +132,12 @@ func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, &badRequest{Status: http.StatusNotFound, Code: "route_not_found", Msg: "unknown rollout action " + action})
 		return
 	}
-	s.channelChange(w, r, "rollout."+action, func(c *release.Channel, exists bool) error {
+	a, k, name, err := s.channelParams(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.channelChange(w, r, a, k, name, "rollout."+action, func(c *release.Channel, exists bool) error {
 		if !exists {
 			return errNoChannel
 		}
@@ -146,19 +165,32 @@ type rollbackInput struct {
 // before the current one, from the channel history) or at the built-in bundle, and
 // drops any rollout. Devices see it on their next check, at most StateTTL later.
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	a, k, name, err := s.channelParams(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	var in rollbackInput
 	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	app, name := r.PathValue("app"), r.PathValue("channel")
+	app := a.ID
 	if in.To != "" {
+		if in.Builtin {
+			s.writeErr(w, r, errBad("invalid_rollback", "give either to or builtin, not both"))
+			return
+		}
+		if err := release.ValidVersion(in.To); err != nil {
+			s.writeErr(w, r, errBad("invalid_version", "%v", err))
+			return
+		}
 		if err := s.requireReady(r, app, in.To); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
 	}
-	s.channelChange(w, r, "rollback", func(c *release.Channel, exists bool) error {
+	s.channelChange(w, r, a, k, name, "rollback", func(c *release.Channel, exists bool) error {
 		if !exists {
 			return errNoChannel
 		}
@@ -179,14 +211,22 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// previousStable finds in the history the last stable release other than current.
+// previousStable finds in the history the last stable release other than current
+// and other than any release a rollback moved away from: repeating a rollback (a
+// retried command) never brings back the release it rolled back from.
 func (s *Server) previousStable(ctx context.Context, app, channel, current string) (string, error) {
 	hist, err := s.Store.ChannelHistory(ctx, app, channel, 200)
 	if err != nil {
 		return "", err
 	}
+	rolledBack := map[string]bool{}
+	for i, e := range hist { // newest first: hist[i+1] is the state e replaced
+		if e.Action == "rollback" && i+1 < len(hist) && !hist[i+1].Channel.Builtin {
+			rolledBack[hist[i+1].Channel.Stable] = true
+		}
+	}
 	for _, e := range hist {
-		if v := e.Channel.Stable; v != "" && v != current && !e.Channel.Builtin {
+		if v := e.Channel.Stable; v != "" && v != current && !e.Channel.Builtin && !rolledBack[v] {
 			if rel, err := s.Store.GetRelease(ctx, app, v); err == nil && rel.Status == release.StatusReady {
 				return v, nil
 			}
@@ -208,17 +248,21 @@ func (s *Server) checkRolloutHealth(ctx context.Context, app, channel, version s
 		return err
 	}
 	reason := fmt.Sprintf("auto-halted: %d of %d installs failed (limit %.0f%% after %d)", fails, att, pol.MaxFailureRate*100, pol.MinAttempts)
+	halted := false
 	_, err = s.Store.UpdateChannel(ctx, app, channel, "auto-halt", "rollout.auto_halt", func(c *release.Channel, exists bool) error {
+		halted = false // the function runs again when another writer got there first
 		if !exists || c.Rolling == nil || c.Rolling.Salt != ro.Salt || c.Rolling.Halted {
 			return store.ErrUnchanged // already halted, promoted or replaced
 		}
 		c.Rolling.Halted, c.Rolling.HaltReason = true, reason
+		halted = true
 		return nil
 	})
-	if err != nil {
+	s.state.invalidate(app)
+	if err != nil || !halted {
+		// Another report (or process) halted it first: log and audit the halt once.
 		return err
 	}
-	s.state.invalidate(app)
 	s.Log.Warn("rollout halted", "app", app, "channel", channel, "version", version, "attempts", att, "failures", fails)
 	s.audit(ctx, store.APIKey{ID: "auto-halt"}, app, "rollout.auto_halt", channel, reason)
 	return nil

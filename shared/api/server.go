@@ -62,6 +62,10 @@ type Deps struct {
 	// Local is set by otad: the signer of its own download/upload URLs and the folder store.
 	LocalSigner *urlsign.Signer
 	LocalBlobs  *blob.Local
+	// PatchInProcess makes this process compute the patches requested for pairs that
+	// were not precomputed (otad; implied by LocalBlobs). Off, a request only leaves
+	// its marker, whose S3 notification runs the patch function.
+	PatchInProcess bool
 }
 
 // Server serves every route.
@@ -70,6 +74,7 @@ type Server struct {
 	cfg       Config
 	state     *stateCache
 	manifests *manifestCache
+	patchJobs *patchJobs
 }
 
 // New builds a server.
@@ -78,7 +83,8 @@ func New(d Deps, cfg Config) *Server {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{Deps: d, cfg: cfg, state: newStateCache(d.Store, cfg.StateTTL), manifests: newManifestCache(64)}
+	return &Server{Deps: d, cfg: cfg, state: newStateCache(d.Store, cfg.StateTTL), manifests: newManifestCache(64),
+		patchJobs: newPatchJobs()}
 }
 
 // Config returns the effective configuration.

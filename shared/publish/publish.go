@@ -36,6 +36,9 @@ type Pipeline struct {
 	MaxBundle int64
 	// TempDir holds bundles while they are checked ("" = os.TempDir, /tmp on Lambda).
 	TempDir string
+	// PatchRequestStale is the age after which RequestPatch rewrites a marker that
+	// is still there (0: DefaultPatchRequestStale).
+	PatchRequestStale time.Duration
 }
 
 // NewPipeline fills in defaults.

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/otakit/ota/shared/publish"
+)
+
+// Retention: delete old releases no channel needs, and the objects nothing references
+// any more (publish.Pipeline.Cleanup has the rules).
+
+func retentionRoutes() []Route {
+	return []Route{
+		{"POST", "/v1/apps/{app}/cleanup", GroupAdmin, (*Server).cleanup},
+	}
+}
+
+type cleanupInput struct {
+	Keep   *int `json:"keep"`
+	DryRun bool `json:"dry_run"`
+}
+
+func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
+	a, k, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	var in cleanupInput
+	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if in.Keep == nil || *in.Keep < 1 {
+		s.writeErr(w, r, errBad("invalid_keep", "keep (the number of newest releases to keep) must be at least 1"))
+		return
+	}
+	if s.Pipeline == nil {
+		writeError(w, http.StatusNotImplemented, "not_available", "cleanup is not available on this server")
+		return
+	}
+	rep, err := s.Pipeline.CleanupWith(r.Context(), a.ID, publish.CleanupOptions{Keep: *in.Keep, DryRun: in.DryRun})
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "app"))
+		return
+	}
+	if len(rep.Deleted) > 0 && !in.DryRun {
+		s.state.invalidate(a.ID)
+	}
+	action := "cleanup"
+	if in.DryRun {
+		action = "cleanup.dry_run"
+	}
+	detail := fmt.Sprintf("deleted=%s patches=%d files=%d patch_objects=%d orphans=%d",
+		strings.Join(rep.Deleted, ","), rep.Patches, rep.Files, rep.PatchObjects, rep.Orphans)
+	if len(rep.Errors) > 0 {
+		detail += fmt.Sprintf(" errors=%d", len(rep.Errors))
+	}
+	s.audit(r.Context(), k, a.ID, action, fmt.Sprintf("keep=%d", *in.Keep), detail)
+	writeJSON(w, http.StatusOK, map[string]any{"report": rep})
+}
