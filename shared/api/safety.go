@@ -144,6 +144,13 @@ func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request) {
 		if c.Rolling == nil {
 			return &badRequest{Status: http.StatusConflict, Code: "no_rollout", Msg: "the channel has no rollout"}
 		}
+		if action == "resume" && c.Rolling.Halted {
+			att, fails, err := s.Store.RolloutOutcomes(r.Context(), a.ID, name, c.Rolling.Salt)
+			if err != nil {
+				return err
+			}
+			c.Rolling.BaseAttempts, c.Rolling.BaseFailures = att, fails
+		}
 		switch action {
 		case "promote":
 			c.Stable, c.Builtin, c.Rolling = c.Rolling.Version, false, nil
@@ -244,8 +251,12 @@ func (s *Server) checkRolloutHealth(ctx context.Context, app, channel, version s
 	}
 	ro, pol := cs.ch.Rolling, cs.ch.Policy.Effective()
 	att, fails, err := s.Store.AddRolloutOutcome(ctx, app, channel, ro.Salt, failed)
-	if err != nil || att < pol.MinAttempts || float64(fails)/float64(att) <= pol.MaxFailureRate {
+	if err != nil {
 		return err
+	}
+	att, fails = att-ro.BaseAttempts, fails-ro.BaseFailures // since the last resume
+	if att < pol.MinAttempts || float64(fails)/float64(att) <= pol.MaxFailureRate {
+		return nil
 	}
 	reason := fmt.Sprintf("auto-halted: %d of %d installs failed (limit %.0f%% after %d)", fails, att, pol.MaxFailureRate*100, pol.MinAttempts)
 	halted := false

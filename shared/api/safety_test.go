@@ -376,6 +376,18 @@ func sfAutoHalt(t *testing.T, b tableBackend) {
 	if ch := e.sfAction("production", "resume"); ch.Rolling.Halted || ch.Rolling.HaltReason != "" {
 		t.Fatalf("resume: %+v", ch.Rolling)
 	}
+	// After a resume the rate counts from there: one more failure does not re-halt on
+	// the old totals, a fresh failure storm after MinAttempts does.
+	e.sfReport("dev-after-0", "", "1.1.0", "failed")
+	if ch, _, _ := e.sfStatus("production"); ch.Rolling.Halted {
+		t.Fatalf("a resumed rollout halted again on its old totals")
+	}
+	for i := 1; i < 50; i++ {
+		e.sfReport(fmt.Sprintf("dev-after-%d", i), "", "1.1.0", "failed")
+	}
+	if ch, _, _ := e.sfStatus("production"); !ch.Rolling.Halted {
+		t.Fatalf("50 failures after the resume did not halt it")
+	}
 }
 
 // sfAutoHaltBelow: at (not above) the threshold the rollout continues; a channel's

@@ -151,7 +151,7 @@ func (s *Server) decide(ctx context.Context, q release.Question) (release.Decisi
 		return release.Decision{}, err
 	}
 	st := release.State{Channel: cs.ch, Releases: cs.rels, Now: s.Store.Now()}
-	if q.DeviceID != "" && anyTrue(cs.failed) {
+	if q.DeviceID != "" && mayHaveFailed(q.DeviceID, cs) {
 		d, err := s.Store.GetDevice(ctx, q.AppID, q.DeviceID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return release.Decision{}, err
@@ -163,11 +163,15 @@ func (s *Server) decide(ctx context.Context, q release.Question) (release.Decisi
 	return release.Decide(q, st), nil
 }
 
-func anyTrue(m map[string]bool) bool {
-	for _, v := range m {
-		if v {
-			return true
-		}
+// mayHaveFailed reports whether a version this device could be offered has failure
+// reports, so its device record (failure memory) is worth reading.
+func mayHaveFailed(device string, cs channelState) bool {
+	if cs.ch == nil {
+		return false
 	}
-	return false
+	if cs.failed[cs.ch.Stable] {
+		return true
+	}
+	ro := cs.ch.Rolling
+	return ro != nil && !ro.Halted && cs.failed[ro.Version] && release.InRollout(device, ro.Salt, ro.Percent)
 }

@@ -80,6 +80,10 @@ type Rollout struct {
 	Halted     bool      `json:"halted,omitempty"`
 	HaltReason string    `json:"halt_reason,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
+	// Install outcomes counted before the last resume: the failure rate that halts a
+	// resumed rollout is measured from there, not over its whole life.
+	BaseAttempts int64 `json:"base_attempts,omitempty"`
+	BaseFailures int64 `json:"base_failures,omitempty"`
 }
 
 // Channel points devices at a release.
