@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/otakit/ota/shared/api"
+	"github.com/otakit/ota/shared/awsclient"
 	"github.com/otakit/ota/shared/awsenv"
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/cdn"
@@ -71,10 +72,20 @@ func buildAWS(ctx context.Context, log *slog.Logger, o options, cfg api.Config) 
 		}
 		ao.CDNPrivateKeyPEM = string(pem)
 	}
+	// The SDK's full configuration chain (profiles, SSO, ...), not the Lambda-only
+	// environment awsenv falls back to.
+	var err error
+	if ao.DynamoDB, err = awsclient.DynamoDBFromEnv(ctx); err != nil {
+		return nil, nil, "", err
+	}
+	if ao.S3, err = awsclient.S3FromEnv(ctx); err != nil {
+		return nil, nil, "", err
+	}
 	deps, err := awsenv.Deps(ctx, ao)
 	if err != nil {
 		return nil, nil, "", err
 	}
+	deps.PatchInProcess = true // no patch function here: compute requested patches in-process
 	firstKey, err := ensureAdminKey(ctx, deps.Store, os.Getenv("OTA_ADMIN_KEY"))
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("%w (does table %s exist? create it with: ota infra init --table %s --bucket %s)", err, o.table, o.table, o.bucket)

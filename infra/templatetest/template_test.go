@@ -85,15 +85,14 @@ func concat(gs ...[]grant) []grant {
 //   - presigning needs the signer to hold the presigned action (PutObject for
 //     uploads, GetObject for downloads without CloudFront).
 //
-// Documented exception: the check function may write patch records and patches/
-// objects, because Flux patch requests compute a missing patch on demand
-// (publish.Pipeline.EnsurePatch); its DynamoDB writes are limited to app partitions.
+// The check function is read-only but for one PutObject: a Flux request for a patch
+// that was not precomputed leaves a marker under patch-requests/
+// (publish.Pipeline.RequestPatch), and the patch function computes the patch.
 var specs = []fnSpec{
 	{Logical: "CheckFunction", Dir: "check", Group: api.GroupCheck, CDN: true, Grants: concat(
 		grants([]string{"dynamodb:GetItem", "dynamodb:Query"}, "TABLE"),
-		[]grant{{Action: "dynamodb:UpdateItem", Resource: "TABLE", Cond: "ForAllValues:StringLike dynamodb:LeadingKeys=APP#*"}},
 		grants([]string{"s3:GetObject"}, "OBJECTS/"),
-		grants([]string{"s3:PutObject", "s3:AbortMultipartUpload"}, "OBJECTS/patches/"),
+		grants([]string{"s3:PutObject"}, "OBJECTS/"+publish.PatchRequestPrefix),
 		grants([]string{"s3:ListBucket"}, "BUCKET"),
 		grants([]string{"ssm:GetParameter"}, "CDNKEY"),
 	)},
@@ -125,6 +124,8 @@ var specs = []fnSpec{
 		grants([]string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"}, "TABLE"),
 		grants([]string{"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}, "OBJECTS/"),
 		grants([]string{"s3:ListBucket"}, "BUCKET"),
+		// publish.Pipeline.HandlePatchRequest deletes the marker it served.
+		grants([]string{"s3:DeleteObject"}, "OBJECTS/"+publish.PatchRequestPrefix),
 	)},
 }
 
@@ -138,6 +139,7 @@ var (
 		awsenv.EnvCDNPrivateKeySSM: true, awsenv.EnvPublicURL: true, awsenv.EnvDefaultApp: true,
 		awsenv.EnvStateTTL: true, awsenv.EnvURLTTL: true, awsenv.EnvPatchBases: true, awsenv.EnvLogLevel: true,
 		"AWS_ENDPOINT_URL": true, // the SDK's own endpoint override (local emulation)
+		"GOMEMLIMIT":       true, // the Go runtime's soft memory limit (patch function)
 	}
 )
 
@@ -628,7 +630,14 @@ func checkFunctions(t *testing.T, tpl *cfnTemplate) {
 			t.Errorf("functions/%s has no function in template.yaml", e.Name())
 		}
 	}
-	// The patch function is the only one with an S3 event, on the bundle bucket.
+	// The patch function is the only one with S3 events, on the bundle bucket:
+	// uploaded bundles (publish.Pipeline.Ingest) and patch request markers
+	// (publish.Pipeline.HandlePatchRequest), as shared/s3event routes them.
+	wantS3Filters := map[string]bool{
+		fmt.Sprint(map[string]string{"prefix": "bundles/", "suffix": ".zip"}): true,
+		fmt.Sprint(map[string]string{"prefix": publish.PatchRequestPrefix}):   true,
+	}
+	seenS3Filters := map[string]bool{}
 	for name, r := range tpl.Resources {
 		if r["Type"] != "AWS::Serverless::Function" {
 			continue
@@ -658,12 +667,17 @@ func checkFunctions(t *testing.T, tpl *cfnTemplate) {
 				rm, _ := r.(map[string]any)
 				rules[fmt.Sprint(rm["Name"])] = fmt.Sprint(rm["Value"])
 			}
-			if rules["prefix"] != "bundles/" || rules["suffix"] != ".zip" || len(rules) != 2 {
-				t.Errorf("PatchFunction S3 event: filter %v, want prefix bundles/ and suffix .zip", rules)
+			filter := fmt.Sprint(rules)
+			if !wantS3Filters[filter] {
+				t.Errorf("PatchFunction S3 event %s: filter %v, want one of %v", evName, rules, sortedKeys(wantS3Filters))
 			}
+			if seenS3Filters[filter] {
+				t.Errorf("PatchFunction S3 event %s: filter %v twice", evName, rules)
+			}
+			seenS3Filters[filter] = true
 		}
-		if name == "PatchFunction" && len(evs) != 1 {
-			t.Errorf("PatchFunction has %d events, want exactly its S3 event", len(evs))
+		if name == "PatchFunction" && len(evs) != len(wantS3Filters) {
+			t.Errorf("PatchFunction has %d events, want exactly its %d S3 events", len(evs), len(wantS3Filters))
 		}
 	}
 }
@@ -1214,6 +1228,30 @@ func TestFunctionsBuildForLambda(t *testing.T) {
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./functions/... (linux/arm64, lambda.norpc): %v\n%s", err, out)
+	}
+}
+
+// TestFunctionsDoNotImportSDKConfig keeps github.com/aws/aws-sdk-go-v2/config (shared
+// config files, SSO, STS, IMDS: ~1.5 MiB per binary) out of the Lambda binaries:
+// they configure the SDK from the Lambda environment with shared/awsconf.
+func TestFunctionsDoNotImportSDKConfig(t *testing.T) {
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		goTool = "go"
+	}
+	for _, s := range specs {
+		cmd := exec.Command(goTool, "list", "-tags", "lambda.norpc", "-deps", "./functions/"+s.Dir)
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./functions/%s: %v", s.Dir, err)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			if p == "github.com/aws/aws-sdk-go-v2/config" || strings.HasPrefix(p, "github.com/aws/aws-sdk-go-v2/config/") {
+				t.Errorf("functions/%s links %s (use shared/awsconf, not config or shared/awsclient)", s.Dir, p)
+			}
+		}
 	}
 }
 

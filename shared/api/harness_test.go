@@ -63,6 +63,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	e.pipe = publish.NewPipeline(st, e.blobs, log)
 	e.srv = New(Deps{Store: st, Blobs: e.blobs, URLs: cdn.Local{Signer: signer, BaseURL: e.http.URL}, Pipeline: e.pipe, Log: log,
 		LocalSigner: signer, LocalBlobs: e.blobs}, Config{StateTTL: time.Nanosecond})
+	t.Cleanup(e.srv.patchJobs.wait) // background patch jobs end before the store closes
 	mux.Handle("/", e.srv.Handler())
 	e.admin = store.NewKeySecret()
 	if _, err := st.CreateKey(context.Background(), e.admin, "test admin", []string{"*"}, true, "test"); err != nil {

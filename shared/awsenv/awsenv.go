@@ -3,9 +3,11 @@
 // for downloads. The Lambdas call Load; otad calls Deps with its own Options when it
 // runs against AWS (or emulators) instead of its embedded storage.
 //
-// Endpoints come only from the SDK's standard environment (AWS_ENDPOINT_URL_DYNAMODB,
-// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL), so the same binary
-// runs on AWS, LocalStack and local emulators.
+// The AWS configuration comes from the environment alone (shared/awsconf: region,
+// credentials, and endpoints only from the SDK's standard variables
+// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SSM or
+// AWS_ENDPOINT_URL), so the same binary runs on AWS, LocalStack and local emulators,
+// and the Lambdas do not link the SDK's config package.
 package awsenv
 
 import (
@@ -18,11 +20,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/otakit/ota/shared/api"
+	"github.com/otakit/ota/shared/awsconf"
 	"github.com/otakit/ota/shared/blob/s3blob"
 	"github.com/otakit/ota/shared/cdn"
 	"github.com/otakit/ota/shared/cdn/awscdn"
@@ -74,10 +76,13 @@ type Options struct {
 
 	Log *slog.Logger
 
-	// DynamoDB and S3 override the clients built from the SDK's default
-	// configuration (tests, otad with custom options).
+	// DynamoDB and S3 override the clients built from the environment (tests, otad
+	// with custom options).
 	DynamoDB *dynamodb.Client
 	S3       *s3.Client
+	// AWS is the configuration for the clients not given above and for SSM; nil:
+	// awsconf.Load() (the process environment).
+	AWS *awsconf.Config
 }
 
 // Load reads the environment and builds the dependencies and handler configuration:
@@ -188,26 +193,37 @@ func Deps(ctx context.Context, o Options) (api.Deps, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	awsConf := func() (awsconf.Config, error) {
+		if o.AWS != nil {
+			return *o.AWS, nil
+		}
+		c, err := awsconf.Load()
+		if err != nil {
+			return c, fmt.Errorf("aws configuration: %w", err)
+		}
+		o.AWS = &c
+		return c, nil
+	}
 	ddb := o.DynamoDB
 	if ddb == nil {
-		c, err := dynamo.NewClientFromEnv(ctx)
+		c, err := awsConf()
 		if err != nil {
 			return api.Deps{}, err
 		}
-		ddb = c
+		ddb = c.DynamoDB()
 	}
 	s3c := o.S3
 	if s3c == nil {
-		c, err := s3blob.NewClientFromEnv(ctx)
+		c, err := awsConf()
 		if err != nil {
 			return api.Deps{}, err
 		}
-		s3c = c
+		s3c = c.S3()
 	}
 	presign := s3.NewPresignClient(s3c)
 	st := store.New(dynamo.New(ddb, o.Table))
 	blobs := s3blob.New(s3c, presign, o.Bucket)
-	urls, err := downloadURLs(ctx, o, presign)
+	urls, err := downloadURLs(ctx, o, presign, awsConf)
 	if err != nil {
 		return api.Deps{}, err
 	}
@@ -223,15 +239,15 @@ func Deps(ctx context.Context, o Options) (api.Deps, error) {
 
 // downloadURLs picks CloudFront signed URLs when a CDN domain is configured, else S3
 // presigned GETs.
-func downloadURLs(ctx context.Context, o Options, presign *s3.PresignClient) (cdn.URLs, error) {
+func downloadURLs(ctx context.Context, o Options, presign *s3.PresignClient, awsConf func() (awsconf.Config, error)) (cdn.URLs, error) {
 	if o.CDNDomain == "" {
 		return &awscdn.S3Presign{Presign: presign, Bucket: o.Bucket}, nil
 	}
 	pem := o.CDNPrivateKeyPEM
 	if pem == "" {
-		cfg, err := config.LoadDefaultConfig(ctx)
+		cfg, err := awsConf()
 		if err != nil {
-			return nil, fmt.Errorf("load aws config: %w", err)
+			return nil, err
 		}
 		v, err := ssmGetParameter(ctx, cfg, o.CDNPrivateKeyParameter)
 		if err != nil {

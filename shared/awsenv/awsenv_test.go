@@ -18,11 +18,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/otakit/ota/shared/awsconf"
 	"github.com/otakit/ota/shared/cdn/awscdn"
 )
 
@@ -222,7 +222,7 @@ func TestSSMGetParameter(t *testing.T) {
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	t.Setenv("AWS_ENDPOINT_URL_SSM", srv.URL)
-	cfg, err := config.LoadDefaultConfig(context.Background())
+	cfg, err := awsconf.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,25 +254,44 @@ func TestSSMGetParameter(t *testing.T) {
 	}
 }
 
-func TestSSMEndpoint(t *testing.T) {
-	t.Setenv("AWS_ENDPOINT_URL_SSM", "")
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	for region, want := range map[string]string{
-		"us-east-1":  "https://ssm.us-east-1.amazonaws.com",
-		"cn-north-1": "https://ssm.cn-north-1.amazonaws.com.cn",
-		"":           "",
-	} {
-		if got := ssmEndpoint(aws.Config{Region: region}); got != want {
-			t.Errorf("ssmEndpoint(%q) = %q, want %q", region, got, want)
-		}
+// Without a region and an endpoint there is nothing to call.
+func TestSSMNoRegion(t *testing.T) {
+	_, err := ssmGetParameter(context.Background(), awsconf.Config{}, "/otakit/key")
+	if err == nil || !strings.Contains(err.Error(), "AWS_REGION") {
+		t.Errorf("err = %v", err)
 	}
-	t.Setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
-	if got := ssmEndpoint(aws.Config{Region: "us-east-1"}); got != "http://localhost:4566" {
-		t.Errorf("with AWS_ENDPOINT_URL: %q", got)
+}
+
+// Deps builds its clients from the environment (awsconf) when none are given.
+func TestDepsClientsFromEnv(t *testing.T) {
+	isolate(t)
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:7070")
+	d, err := Deps(context.Background(), Options{Table: "t", Bucket: "ota-bucket"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Setenv("AWS_ENDPOINT_URL_SSM", "http://localhost:9999")
-	if got := ssmEndpoint(aws.Config{Region: "us-east-1"}); got != "http://localhost:9999" {
-		t.Errorf("with AWS_ENDPOINT_URL_SSM: %q", got)
+	u, err := d.URLs.URL(context.Background(), "bundles/a/1.zip", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Path-style on the S3 endpoint from the environment, signed for its region.
+	if !strings.HasPrefix(u, "http://127.0.0.1:7070/ota-bucket/bundles/a/1.zip?") || !strings.Contains(u, "%2Feu-west-1%2Fs3%2Faws4_request") {
+		t.Errorf("presigned URL %s", u)
+	}
+
+	c := awsconf.Config{AWS: aws.Config{Region: "ap-south-1", Credentials: awsconf.EnvCredentials{}},
+		Endpoints: awsconf.Endpoints{S3: "http://127.0.0.1:9000"}}
+	d, err = Deps(context.Background(), Options{Table: "t", Bucket: "b", AWS: &c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := d.URLs.URL(context.Background(), "k", time.Minute); !strings.HasPrefix(u, "http://127.0.0.1:9000/b/k?") || !strings.Contains(u, "ap-south-1") {
+		t.Errorf("with Options.AWS: %s", u)
+	}
+
+	t.Setenv("AWS_MAX_ATTEMPTS", "none")
+	if _, err := Deps(context.Background(), Options{Table: "t", Bucket: "b"}); err == nil || !strings.Contains(err.Error(), "AWS_MAX_ATTEMPTS") {
+		t.Errorf("bad AWS environment: %v", err)
 	}
 }
 

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/otakit/ota/shared/awsconf"
 )
 
 // The CloudFront private key is an SSM Parameter Store SecureString, read once per
@@ -29,9 +29,10 @@ import (
 
 // ssmGetParameter reads and decrypts one parameter. The endpoint follows the SDK's
 // standard variables: AWS_ENDPOINT_URL_SSM, else AWS_ENDPOINT_URL (LocalStack), else
-// the regional AWS endpoint.
-func ssmGetParameter(ctx context.Context, cfg aws.Config, name string) (string, error) {
-	endpoint := ssmEndpoint(cfg)
+// the regional AWS endpoint (awsconf.Config.SSMEndpoint).
+func ssmGetParameter(ctx context.Context, c awsconf.Config, name string) (string, error) {
+	cfg := c.AWS
+	endpoint := c.SSMEndpoint()
 	if endpoint == "" {
 		return "", fmt.Errorf("ssm: no region configured (set AWS_REGION)")
 	}
@@ -96,24 +97,4 @@ func ssmGetParameter(ctx context.Context, cfg aws.Config, name string) (string, 
 		return "", fmt.Errorf("ssm: get parameter %s: decode: %w", name, err)
 	}
 	return out.Parameter.Value, nil
-}
-
-func ssmEndpoint(cfg aws.Config) string {
-	if v := os.Getenv("AWS_ENDPOINT_URL_SSM"); v != "" {
-		return v
-	}
-	if cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "" {
-		return *cfg.BaseEndpoint
-	}
-	if v := os.Getenv("AWS_ENDPOINT_URL"); v != "" {
-		return v
-	}
-	if cfg.Region == "" {
-		return ""
-	}
-	suffix := "amazonaws.com"
-	if strings.HasPrefix(cfg.Region, "cn-") {
-		suffix = "amazonaws.com.cn"
-	}
-	return "https://ssm." + cfg.Region + "." + suffix
 }

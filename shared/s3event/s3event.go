@@ -1,11 +1,15 @@
-// Package s3event turns S3 ObjectCreated notifications into publish.Pipeline.Ingest
-// calls: what the patch Lambda does, kept out of its main.go so it can be tested.
+// Package s3event turns S3 ObjectCreated notifications into publish.Pipeline calls:
+// what the patch Lambda does, kept out of its main.go so it can be tested. A bundle
+// (bundles/<app>/<version>.zip) is ingested (Pipeline.Ingest); a patch request marker
+// (patch-requests/<kind>/<app>/<from>/<to>, written by the check function for a patch
+// that was not precomputed) is computed (Pipeline.HandlePatchRequest).
 //
 // S3 invokes the function asynchronously; an error return makes Lambda retry the
-// whole event (twice by default). Ingest is idempotent, so records already done are
-// cheap to repeat. Only retryable failures are returned: a key that is not a bundle,
-// an upload nobody asked for (publish.ErrNoRelease) or a bundle the pipeline refused
-// (*publish.Error; the release is then marked failed) are logged and dropped.
+// whole event (twice by default). Both calls are idempotent, so records already done
+// are cheap to repeat. Only retryable failures are returned: a key that is neither a
+// bundle nor a valid patch request, an upload nobody asked for (publish.ErrNoRelease)
+// or a bundle or request the pipeline refused (*publish.Error; a refused bundle's
+// release is then marked failed) are logged and dropped.
 package s3event
 
 import (
@@ -27,9 +31,17 @@ type Ingester interface {
 	Ingest(ctx context.Context, key string) error
 }
 
+// PatchRequester is the part of *publish.Pipeline that serves patch requests.
+type PatchRequester interface {
+	HandlePatchRequest(ctx context.Context, key string) error
+}
+
 // Handler processes S3 events.
 type Handler struct {
 	Ingester Ingester
+	// PatchRequests handles patch request markers; nil: the Ingester, when it
+	// implements PatchRequester (*publish.Pipeline does).
+	PatchRequests PatchRequester
 	// Bucket, when set, is the only bucket whose records are processed (others are
 	// logged and dropped).
 	Bucket string
@@ -79,6 +91,9 @@ func (h Handler) record(ctx context.Context, log *slog.Logger, rec events.S3Even
 		log.Warn("s3 event ignored: undecodable key", "bucket", bucket, "key", raw, "err", err)
 		return nil
 	}
+	if strings.HasPrefix(key, publish.PatchRequestPrefix) {
+		return h.patchRequest(ctx, log, key)
+	}
 	if _, _, ok := blob.ParseBundleKey(key); !ok || !blob.ValidKey(key) {
 		log.Warn("s3 event ignored: not a bundle key", "bucket", bucket, "key", key)
 		return nil
@@ -93,6 +108,33 @@ func (h Handler) record(ctx context.Context, log *slog.Logger, rec events.S3Even
 		return nil
 	default:
 		log.Error("ingest failed, will retry", "key", key, "err", err)
+		return err
+	}
+}
+
+func (h Handler) patchRequest(ctx context.Context, log *slog.Logger, key string) error {
+	if _, _, _, _, err := publish.ParsePatchRequestKey(key); err != nil {
+		log.Warn("s3 event ignored: invalid patch request key", "key", key, "err", err)
+		return nil
+	}
+	pr := h.PatchRequests
+	if pr == nil {
+		pr, _ = h.Ingester.(PatchRequester)
+	}
+	if pr == nil {
+		log.Warn("s3 event ignored: no handler for patch requests", "key", key)
+		return nil
+	}
+	err := pr.HandlePatchRequest(ctx, key)
+	switch {
+	case err == nil:
+		log.Info("patch request done", "key", key)
+		return nil
+	case Permanent(err):
+		log.Warn("patch request refused, dropped", "key", key, "err", err)
+		return nil
+	default:
+		log.Error("patch request failed, will retry", "key", key, "err", err)
 		return err
 	}
 }

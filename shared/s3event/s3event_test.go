@@ -115,3 +115,68 @@ func TestSampleEvent(t *testing.T) {
 		t.Errorf("sample event ingested %q, want %q", ing.keys, want)
 	}
 }
+
+// fakePipeline ingests bundles and handles patch requests, like *publish.Pipeline.
+type fakePipeline struct {
+	fakeIngester
+	requests []string
+	reqErrs  map[string]error
+}
+
+func (f *fakePipeline) HandlePatchRequest(_ context.Context, key string) error {
+	f.requests = append(f.requests, key)
+	return f.reqErrs[key]
+}
+
+func TestHandlePatchRequests(t *testing.T) {
+	retry := errors.New("s3 slow down")
+	p := &fakePipeline{reqErrs: map[string]error{
+		"patch-requests/flux/app/1.0.0/3.0.0": &publish.Error{Status: 404, Code: "patch_request_obsolete", Msg: "gone"},
+		"patch-requests/ota/app/1.0.0/4.0.0":  fmt.Errorf("patch: %w", retry),
+	}}
+	err := (Handler{Ingester: p, Bucket: "bkt"}).Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/2.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/ota/app/1.0.0%2Bb/2.0.0"), // '+' in a version
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/3.0.0"),    // refused: dropped
+		rec("ObjectCreated:Put", "bkt", "patch-requests/ota/app/1.0.0/4.0.0"),     // retryable
+		rec("ObjectCreated:Put", "bkt", "bundles/app/5.0.0.zip"),                  // still ingested
+		// Invalid markers never reach the pipeline.
+		rec("ObjectCreated:Put", "bkt", "patch-requests/xor/app/1.0.0/2.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/2.0.0/x"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/1.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/latest/1.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/.app/1.0.0/2.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/../2.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/a%2Fb/1.0.0/2.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app//2.0.0"),
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/2.0.0%3F"),
+		rec("ObjectCreated:Put", "other", "patch-requests/flux/app/1.0.0/2.0.0"),  // other bucket
+		rec("ObjectRemoved:Delete", "bkt", "patch-requests/flux/app/1.0.0/2.0.0"), // the marker's own deletion
+	}})
+	if !errors.Is(err, retry) || Permanent(err) {
+		t.Fatalf("Handle error = %v, want the retryable one", err)
+	}
+	want := []string{"patch-requests/flux/app/1.0.0/2.0.0", "patch-requests/ota/app/1.0.0+b/2.0.0",
+		"patch-requests/flux/app/1.0.0/3.0.0", "patch-requests/ota/app/1.0.0/4.0.0"}
+	if !reflect.DeepEqual(p.requests, want) {
+		t.Errorf("patch requests handled %q, want %q", p.requests, want)
+	}
+	if !reflect.DeepEqual(p.keys, []string{"bundles/app/5.0.0.zip"}) {
+		t.Errorf("ingested %q", p.keys)
+	}
+
+	// An explicit PatchRequests wins; an Ingester without the method drops requests.
+	other := &fakePipeline{}
+	ing := &fakeIngester{}
+	if err := (Handler{Ingester: ing, PatchRequests: other}).Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/2.0.0"),
+	}}); err != nil || len(other.requests) != 1 || len(ing.keys) != 0 {
+		t.Errorf("explicit PatchRequests: %v, %q, %q", err, other.requests, ing.keys)
+	}
+	if err := (Handler{Ingester: ing}).Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/2.0.0"),
+	}}); err != nil || len(ing.keys) != 0 {
+		t.Errorf("no patch request handler: %v, %q", err, ing.keys)
+	}
+}

@@ -2,7 +2,9 @@
 //
 // Endpoints come only from the SDK's standard environment (AWS_ENDPOINT_URL_S3 or
 // AWS_ENDPOINT_URL); when one is set the client uses path-style addressing, which is
-// what local emulators (versitygw, LocalStack) expect.
+// what local emulators (versitygw, LocalStack) expect. The clients are built by
+// shared/awsconf (Lambda) and shared/awsclient (CLI, otad); this package does not
+// import the SDK's config package, so the Lambdas do not link it.
 package s3blob
 
 import (
@@ -22,7 +24,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -75,25 +76,6 @@ func EndpointFromEnv() string {
 		return v
 	}
 	return os.Getenv("AWS_ENDPOINT_URL")
-}
-
-// NewClientFromEnv builds an S3 client from the default config chain. The endpoint is
-// resolved by the SDK itself from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; when one of
-// them is set the client uses path-style addressing.
-func NewClientFromEnv(ctx context.Context, optFns ...func(*s3.Options)) (*s3.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load aws config: %w", err)
-	}
-	local := EndpointFromEnv() != ""
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if local {
-			o.UsePathStyle = true
-		}
-		for _, fn := range optFns {
-			fn(o)
-		}
-	}), nil
 }
 
 func (s *Store) partSize() int64 {

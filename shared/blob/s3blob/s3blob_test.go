@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -426,61 +425,6 @@ func TestPresignPut(t *testing.T) {
 			t.Fatal("accepted a bad key")
 		}
 	})
-}
-
-func isolateAWSEnv(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_ACCESS_KEY_ID", testAccess)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", testenv.Region)
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_ENDPOINT_URL_S3", "")
-}
-
-func TestNewClientFromEnvPathStyle(t *testing.T) {
-	ctx := context.Background()
-	for _, tc := range []struct {
-		env, value string
-		pathStyle  bool
-	}{
-		{"", "", false},
-		{"AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1", true},
-		{"AWS_ENDPOINT_URL", "http://127.0.0.1:1", true},
-	} {
-		isolateAWSEnv(t)
-		if tc.env != "" {
-			t.Setenv(tc.env, tc.value)
-		}
-		client, err := NewClientFromEnv(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := client.Options().UsePathStyle; got != tc.pathStyle {
-			t.Errorf("%s=%q: UsePathStyle = %v, want %v", tc.env, tc.value, got, tc.pathStyle)
-		}
-	}
-}
-
-func TestNewClientFromEnv(t *testing.T) {
-	endpoint := testenv.S3Endpoint(t)
-	isolateAWSEnv(t)
-	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
-	ctx := context.Background()
-	client, err := NewClientFromEnv(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newStoreOn(t, client)
-	if err := st.Put(ctx, "files/ab/abc", strings.NewReader("abc"), 3, ""); err != nil {
-		t.Fatalf("Put via env client: %v", err)
-	}
-	if got, _ := readAll(t, st, "files/ab/abc", 1); string(got) != "bc" {
-		t.Fatalf("Open via env client = %q", got)
-	}
 }
 
 // errorCode extracts <Code> from an S3 XML error body.

@@ -8,21 +8,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
-
-// NewClientFromEnv builds a client from the SDK's default configuration chain
-// (env, shared config, IAM role). The endpoint comes only from the SDK's standard
-// variables AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL (DynamoDB Local, LocalStack).
-func NewClientFromEnv(ctx context.Context) (*dynamodb.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dynamo: load AWS config: %w", err)
-	}
-	return dynamodb.NewFromConfig(cfg), nil
-}
 
 // CreateTable creates the single table if it does not exist: key pk (S, HASH) +
 // sk (S, RANGE), on-demand billing, TTL on exp. It waits until the table is ACTIVE
