@@ -204,6 +204,13 @@ func (c *client) getRelease(ctx context.Context, app, version string) (releaseOu
 	return out, c.do(ctx, "GET", "/v1/apps/"+esc(app)+"/releases/"+esc(version), nil, &out)
 }
 
+// completeRelease tells the server the upload is done (it validates the bundle now
+// where no S3 event will, e.g. otad on S3) and returns the release.
+func (c *client) completeRelease(ctx context.Context, app, version string) (releaseOut, error) {
+	var out releaseOut
+	return out, c.do(ctx, "POST", "/v1/apps/"+esc(app)+"/releases/"+esc(version)+"/complete", nil, &out)
+}
+
 func (c *client) deleteRelease(ctx context.Context, app, version string) error {
 	return c.do(ctx, "DELETE", "/v1/apps/"+esc(app)+"/releases/"+esc(version), nil, nil)
 }

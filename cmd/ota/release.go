@@ -340,6 +340,11 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 			return res, err
 		}
 		say("uploaded %s", fmtBytes(int64(len(b.data))))
+		if done, err := cl.completeRelease(ctx, o.app, o.version); err == nil {
+			rel = done.Release
+		} else if ctx.Err() != nil {
+			return res, err
+		} // otherwise the upload event (S3) finishes it; keep polling below
 	} else {
 		say("release %s already exists with these bytes: nothing to upload", rel.Version)
 	}

@@ -40,6 +40,7 @@ import (
 )
 
 type env struct {
+	table  string
 	deps   api.Deps
 	gw     *apiGateway
 	url    string
@@ -77,7 +78,7 @@ func setup(t *testing.T) *env {
 	if _, err := deps.Store.CreateKey(ctx, admin, "e2e", []string{"*"}, true, "test"); err != nil {
 		t.Fatal(err)
 	}
-	return &env{deps: deps, gw: gw, url: hs.URL, admin: admin, bucket: bucket, s3: s3c}
+	return &env{table: table, deps: deps, gw: gw, url: hs.URL, admin: admin, bucket: bucket, s3: s3c}
 }
 
 // notifier plays S3 event notifications: each new object under bundles/ is
@@ -122,28 +123,39 @@ func s3Event(bucket, key string) events.S3Event {
 	panic(fmt.Sprintf("events/s3-put.json unusable: %v", err))
 }
 
-var buildOnce sync.Once
-var otaBin string
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
 
-func buildOta(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, _ := os.MkdirTemp("", "ota-e2e-bin")
-		otaBin = filepath.Join(dir, "ota")
-		if runtime.GOOS == "windows" {
-			otaBin += ".exe"
-		}
-		out, err := exec.Command("go", "build", "-o", otaBin, "github.com/otakit/ota/cmd/ota").CombinedOutput()
-		if err != nil {
-			t.Fatalf("build ota: %v\n%s", err, out)
-		}
-	})
-	return otaBin
+// binary builds a command of this module once per test run.
+func binary(t *testing.T, name string) string {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	dir, _ := os.MkdirTemp("", "ota-e2e-bin")
+	p := filepath.Join(dir, name)
+	if runtime.GOOS == "windows" {
+		p += ".exe"
+	}
+	out, err := exec.Command("go", "build", "-o", p, "github.com/otakit/ota/cmd/"+name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	built[name] = p
+	return p
 }
 
 func (e *env) ota(t *testing.T, args ...string) (string, error) {
-	cmd := exec.Command(buildOta(t), args...)
+	return e.otaAt(t, e.url, args...)
+}
+
+func (e *env) otaAt(t *testing.T, server string, args ...string) (string, error) {
+	cmd := exec.Command(binary(t, "ota"), args...)
 	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "OTA_SERVER="+e.url, "OTA_API_KEY="+e.admin)
+	cmd.Env = append(os.Environ(), "OTA_SERVER="+server, "OTA_API_KEY="+e.admin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -158,8 +170,12 @@ type capgoAnswer struct {
 }
 
 func (e *env) capgoCheck(t *testing.T, app, device, current string) capgoAnswer {
+	return capgoCheckAt(t, e.url, app, device, current)
+}
+
+func capgoCheckAt(t *testing.T, server, app, device, current string) capgoAnswer {
 	body := fmt.Sprintf(`{"app_id":%q,"device_id":%q,"platform":"android","version_name":%q,"version_build":"1.0.0","version_code":"1","version_os":"14","plugin_version":"8.51.23","custom_id":"","defaultChannel":"","is_emulator":false,"is_prod":true}`, app, device, current)
-	resp, err := http.Post(e.url+"/capgo/updates", "application/json", strings.NewReader(body))
+	resp, err := http.Post(server+"/capgo/updates", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,6 +198,42 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"release": rel, "upload": up})
 }
 
+// completeRelease is called by the CLI after its upload. Where this process owns the
+// pipeline (otad, also on S3 storage where no S3 event reaches it) it validates the
+// bundle now; on Lambda the S3 event does that and this only reports the status.
+// Ingest is idempotent, so a late or repeated call changes nothing.
+func (s *Server) completeRelease(w http.ResponseWriter, r *http.Request) {
+	a, _, err := s.appParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	version := r.PathValue("version")
+	rel, err := s.Store.GetRelease(r.Context(), a.ID, version)
+	if err != nil {
+		s.writeErr(w, r, storeErr(err, "release"))
+		return
+	}
+	if rel.Status == release.StatusPending && s.inProcessPatches() {
+		err := s.Pipeline.Ingest(r.Context(), blob.BundleKey(a.ID, version))
+		var pe *publish.Error
+		switch {
+		case errors.Is(err, blob.ErrNotFound):
+			s.writeErr(w, r, &badRequest{Status: http.StatusConflict, Code: "upload_missing", Msg: "no uploaded bytes for this release yet"})
+			return
+		case err != nil && !errors.As(err, &pe): // a refusal is recorded on the release
+			s.writeErr(w, r, err)
+			return
+		}
+		s.state.invalidate(a.ID)
+		if rel, err = s.Store.GetRelease(r.Context(), a.ID, version); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"release": rel})
+}
+
 func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 	a, _, err := s.appParam(r)
 	if err != nil {

@@ -36,6 +36,7 @@ func Routes() []Route {
 		{"PATCH", "/v1/apps/{app}", GroupAdmin, (*Server).updateApp},
 		{"GET", "/v1/apps/{app}/releases", GroupAdmin, (*Server).listReleases},
 		{"POST", "/v1/apps/{app}/releases", GroupUpload, (*Server).createRelease},
+		{"POST", "/v1/apps/{app}/releases/{version}/complete", GroupUpload, (*Server).completeRelease},
 		{"GET", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).getRelease},
 		{"DELETE", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).deleteRelease},
 		{"GET", "/v1/apps/{app}/channels", GroupAdmin, (*Server).listChannels},
