@@ -32,6 +32,7 @@ import (
 	"github.com/otakit/ota/shared/api"
 	"github.com/otakit/ota/shared/awsenv"
 	"github.com/otakit/ota/shared/blob/s3blob"
+	"github.com/otakit/ota/shared/client"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/s3event"
 	"github.com/otakit/ota/shared/store"
@@ -211,9 +212,13 @@ func TestPublishAndCheckOnEmulators(t *testing.T) {
 	if out, err := e.ota(t, "app", "create", app); err != nil {
 		t.Fatalf("app create: %v %s", err, out)
 	}
-	for _, v := range []string{"1.0.1", "1.0.2"} {
-		if out, err := e.ota(t, "release", "testdata/quickstart/www", "--app", app, "--version", v, "--channel", "production", "--notes", "v"+v, "--wait", "60s"); err != nil {
-			t.Fatalf("release %s: %v %s", v, err, out)
+	v2 := copyTree(t, "../../testdata/quickstart/www")
+	if err := os.WriteFile(filepath.Join(v2, "app.js"), []byte("console.log('v1.0.2: a changed file');\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ v, dir string }{{"1.0.1", "testdata/quickstart/www"}, {"1.0.2", v2}} {
+		if out, err := e.ota(t, "release", r.dir, "--app", app, "--version", r.v, "--channel", "production", "--notes", "v"+r.v, "--wait", "60s"); err != nil {
+			t.Fatalf("release %s: %v %s", r.v, err, out)
 		}
 	}
 	ctx := context.Background()
@@ -237,9 +242,33 @@ func TestPublishAndCheckOnEmulators(t *testing.T) {
 	if code, _ := get(t, strings.Replace(a.URL, "X-Amz-Signature=", "X-Amz-Signature=0", 1)); code != http.StatusForbidden {
 		t.Fatalf("tampered download URL: HTTP %d, want 403", code)
 	}
-	// The patch function precomputed a patch from 1.0.1 to 1.0.2.
+	// The patch function precomputed a patch from 1.0.1 to 1.0.2, and the Go device
+	// client on 1.0.1 gets to 1.0.2 through it, from S3, byte for byte.
 	if _, err := e.deps.Store.GetPatch(ctx, app, "ota", "1.0.1", "1.0.2"); err != nil {
 		t.Fatalf("precomputed patch: %v", err)
+	}
+	dir := t.TempDir()
+	dev, err := client.New(client.Config{Server: e.url, AppID: app, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.ota(t, "channel", "set", "production", "--app", app, "--version", "1.0.1"); err != nil {
+		t.Fatalf("channel set: %v %s", err, out)
+	}
+	time.Sleep(100 * time.Millisecond) // the check function's state cache (50 ms here)
+	if res, err := dev.Sync(ctx); err != nil || res.To != "1.0.1" || res.Via != "full" {
+		t.Fatalf("device sync to 1.0.1: %+v %v", res, err)
+	}
+	if out, err := e.ota(t, "channel", "set", "production", "--app", app, "--version", "1.0.2"); err != nil {
+		t.Fatalf("channel set: %v %s", err, out)
+	}
+	time.Sleep(100 * time.Millisecond)
+	res, err := dev.Sync(ctx)
+	if err != nil || res.To != "1.0.2" || res.Via != "patch" {
+		t.Fatalf("device sync to 1.0.2: %+v %v", res, err)
+	}
+	if err := sameAsFolder(dev.LiveDir(), v2); err != nil {
+		t.Fatalf("synced tree: %v", err)
 	}
 	for _, g := range []api.Group{api.GroupUpload, api.GroupAdmin, api.GroupCheck} {
 		if e.gw.count(g) == 0 {
@@ -381,4 +410,62 @@ func zipWith(t *testing.T, marker string) []byte {
 	io.WriteString(w, "<html>"+marker+"</html>")
 	zw.Close()
 	return buf.Bytes()
+}
+
+// sameAsFolder compares two trees file by file.
+func sameAsFolder(got, want string) error {
+	files := 0
+	err := filepath.WalkDir(want, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		a, err := os.ReadFile(filepath.Join(got, rel))
+		if err != nil {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		if !bytes.Equal(a, b) {
+			return fmt.Errorf("%s differs", rel)
+		}
+		files++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n := 0
+	filepath.WalkDir(got+"/", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if n != files {
+		return fmt.Errorf("%d files, want %d", n, files)
+	}
+	return nil
+}
+
+// copyTree copies a folder of regular files into a temp dir.
+func copyTree(t *testing.T, src string) string {
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
