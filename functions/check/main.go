@@ -18,5 +18,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "check: configuration:", err)
 		os.Exit(1)
 	}
-	lambdahttp.Start(api.New(deps, cfg).Handler(api.GroupCheck))
+	lambdahttp.Start(api.New(deps, cfg).Mount(api.CheckRoutes()))
 }

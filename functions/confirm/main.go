@@ -18,5 +18,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "confirm: configuration:", err)
 		os.Exit(1)
 	}
-	lambdahttp.Start(api.New(deps, cfg).Handler(api.GroupConfirm))
+	lambdahttp.Start(api.New(deps, cfg).Mount(api.ConfirmRoutes()))
 }

@@ -18,5 +18,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "upload: configuration:", err)
 		os.Exit(1)
 	}
-	lambdahttp.Start(api.New(deps, cfg).Handler(api.GroupUpload))
+	lambdahttp.Start(api.New(deps, cfg).Mount(api.UploadRoutes()))
 }

@@ -57,11 +57,23 @@ import (
 	"github.com/otakit/ota/shared/store"
 )
 
-// capgoRoutes lists the routes of this protocol adapter.
-func capgoRoutes() []Route {
+// capgoCheckRoutes lists this adapter's check routes.
+func capgoCheckRoutes() []Route {
 	return []Route{
 		{"POST", "/capgo/updates", GroupCheck, (*Server).capgoUpdates},
+	}
+}
+
+// capgoStatsRoutes lists this adapter's stats routes.
+func capgoStatsRoutes() []Route {
+	return []Route{
 		{"POST", "/capgo/stats", GroupStats, (*Server).capgoStats},
+	}
+}
+
+// capgoConfirmRoutes lists this adapter's confirm routes.
+func capgoConfirmRoutes() []Route {
+	return []Route{
 		{"POST", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelSet},
 		{"PUT", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelGet},
 		{"GET", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelList},

@@ -20,8 +20,8 @@ import (
 // Protected apps (device tokens) do not exist yet: every app is public, and the
 // optional Authorization header is ignored.
 
-// checkDeviceRoutes lists the routes of this protocol adapter.
-func checkDeviceRoutes() []Route {
+// checkDeviceCheckRoutes lists this adapter's check routes (all of its routes).
+func checkDeviceCheckRoutes() []Route {
 	return []Route{
 		{"POST", "/apps/{appId}/channels/check-device", GroupCheck, (*Server).cdCheck},
 		{"GET", "/apps/{appId}/snapshots/{id}/zip", GroupCheck, (*Server).cdSnapshotZip},

@@ -11,7 +11,8 @@ import (
 // Our own Go device client (shared/client) checks over check-device and reports
 // install outcomes here.
 
-func deviceRoutes() []Route {
+// deviceConfirmRoutes lists this adapter's confirm routes.
+func deviceConfirmRoutes() []Route {
 	return []Route{
 		{"POST", "/v1/device/report", GroupConfirm, (*Server).deviceReport},
 	}

@@ -26,12 +26,20 @@ import (
 // fluxPrefixes are the two mounts of every Flux route.
 var fluxPrefixes = []string{"/flux", "/flux/k/{key}"}
 
-// fluxRoutes lists the routes of this protocol adapter.
-func fluxRoutes() []Route {
+// fluxUploadRoutes lists this adapter's upload routes.
+func fluxUploadRoutes() []Route {
+	var rs []Route
+	for _, p := range fluxPrefixes {
+		rs = append(rs, Route{"POST", p + "/releases", GroupUpload, (*Server).fluxUpload})
+	}
+	return rs
+}
+
+// fluxCheckRoutes lists this adapter's check routes.
+func fluxCheckRoutes() []Route {
 	var rs []Route
 	for _, p := range fluxPrefixes {
 		rs = append(rs,
-			Route{"POST", p + "/releases", GroupUpload, (*Server).fluxUpload},
 			Route{"GET", p + "/releases/{appId}/latest", GroupCheck, (*Server).fluxLatest},
 			Route{"GET", p + "/releases/{appId}/{version}", GroupCheck, (*Server).fluxVersion},
 			Route{"GET", p + "/chunks/{appId}/{version}", GroupCheck, (*Server).fluxChunk},

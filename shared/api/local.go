@@ -9,6 +9,17 @@ import (
 	"github.com/otakit/ota/shared/urlsign"
 )
 
+// localRoutes lists the otad-only routes: health and the local folder's signed
+// downloads and uploads.
+func localRoutes() []Route {
+	return []Route{
+		{"GET", "/healthz", GroupLocal, (*Server).healthz},
+		{"GET", "/dl/{key...}", GroupLocal, (*Server).localDownload},
+		{"HEAD", "/dl/{key...}", GroupLocal, (*Server).localDownload},
+		{"PUT", "/blob/{key...}", GroupLocal, (*Server).localUpload},
+	}
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

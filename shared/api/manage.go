@@ -15,6 +15,33 @@ import (
 // The management API (/v1): JSON in and out, an API key in Authorization: Bearer,
 // every change audited.
 
+// manageAdminRoutes lists the admin routes of the management API.
+func manageAdminRoutes() []Route {
+	return []Route{
+		{"GET", "/v1/apps", GroupAdmin, (*Server).listApps},
+		{"POST", "/v1/apps", GroupAdmin, (*Server).createApp},
+		{"GET", "/v1/apps/{app}", GroupAdmin, (*Server).getApp},
+		{"PATCH", "/v1/apps/{app}", GroupAdmin, (*Server).updateApp},
+		{"GET", "/v1/apps/{app}/releases", GroupAdmin, (*Server).listReleases},
+		{"GET", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).getRelease},
+		{"DELETE", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).deleteRelease},
+		{"GET", "/v1/apps/{app}/channels", GroupAdmin, (*Server).listChannels},
+		{"GET", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).getChannel},
+		{"PUT", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).setChannel},
+		{"GET", "/v1/keys", GroupAdmin, (*Server).listKeys},
+		{"POST", "/v1/keys", GroupAdmin, (*Server).createKey},
+		{"DELETE", "/v1/keys/{id}", GroupAdmin, (*Server).revokeKey},
+	}
+}
+
+// manageUploadRoutes lists the upload routes of the management API (release creation).
+func manageUploadRoutes() []Route {
+	return []Route{
+		{"POST", "/v1/apps/{app}/releases", GroupUpload, (*Server).createRelease},
+		{"POST", "/v1/apps/{app}/releases/{version}/complete", GroupUpload, (*Server).completeRelease},
+	}
+}
+
 type appView struct {
 	release.App
 	FluxSecret    string `json:"flux_secret,omitempty"` // never echoed back

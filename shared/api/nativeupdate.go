@@ -19,13 +19,19 @@ import (
 // channel's stable release, and "nothing to offer" is a 404 (Android treats any 2xx
 // JSON object as an update).
 
-// nativeUpdateRoutes lists the routes of this protocol adapter.
-func nativeUpdateRoutes() []Route {
+// nativeUpdateCheckRoutes lists this adapter's check routes.
+func nativeUpdateCheckRoutes() []Route {
 	return []Route{
 		{"GET", "/native-update/{appId}/check", GroupCheck, (*Server).nuDeviceCheck},
 		{"GET", "/native-update/{appId}/bundles/{version}", GroupCheck, (*Server).nuBundle},
 		{"GET", "/api/v1/updates/check", GroupCheck, (*Server).nuAPICheck},
 		{"GET", "/api/v1/bundles/{version}", GroupCheck, (*Server).nuBundle},
+	}
+}
+
+// nativeUpdateConfirmRoutes lists this adapter's confirm routes.
+func nativeUpdateConfirmRoutes() []Route {
+	return []Route{
 		{"POST", "/api/v1/updates/confirm", GroupConfirm, (*Server).nuConfirm},
 	}
 }

@@ -11,7 +11,8 @@ import (
 // Retention: delete old releases no channel needs, and the objects nothing references
 // any more (publish.Pipeline.Cleanup has the rules).
 
-func retentionRoutes() []Route {
+// retentionAdminRoutes lists the admin routes of retention.
+func retentionAdminRoutes() []Route {
 	return []Route{
 		{"POST", "/v1/apps/{app}/cleanup", GroupAdmin, (*Server).cleanup},
 	}

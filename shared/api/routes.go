@@ -1,6 +1,9 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+)
 
 // Group is the Lambda function a route belongs to. otad mounts every group; each
 // Lambda mounts its own; template.yaml declares the same routes (checked by a test).
@@ -26,51 +29,74 @@ type Route struct {
 // Pattern is the ServeMux pattern "METHOD /path".
 func (r Route) Pattern() string { return r.Method + " " + r.Path }
 
-// Routes is the single route table of the whole product.
-func Routes() []Route {
-	rs := []Route{
-		// Management API (manage.go)
-		{"GET", "/v1/apps", GroupAdmin, (*Server).listApps},
-		{"POST", "/v1/apps", GroupAdmin, (*Server).createApp},
-		{"GET", "/v1/apps/{app}", GroupAdmin, (*Server).getApp},
-		{"PATCH", "/v1/apps/{app}", GroupAdmin, (*Server).updateApp},
-		{"GET", "/v1/apps/{app}/releases", GroupAdmin, (*Server).listReleases},
-		{"POST", "/v1/apps/{app}/releases", GroupUpload, (*Server).createRelease},
-		{"POST", "/v1/apps/{app}/releases/{version}/complete", GroupUpload, (*Server).completeRelease},
-		{"GET", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).getRelease},
-		{"DELETE", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).deleteRelease},
-		{"GET", "/v1/apps/{app}/channels", GroupAdmin, (*Server).listChannels},
-		{"GET", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).getChannel},
-		{"PUT", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).setChannel},
-		{"GET", "/v1/keys", GroupAdmin, (*Server).listKeys},
-		{"POST", "/v1/keys", GroupAdmin, (*Server).createKey},
-		{"DELETE", "/v1/keys/{id}", GroupAdmin, (*Server).revokeKey},
+// The route table is built per group so that each Lambda links only its own handlers:
+// the linker keeps every function a reachable function mentions, so a Lambda that
+// mounts CheckRoutes() carries the check handlers and none of the others. Keep it
+// that way: each protocol adapter lists its routes next to its handlers (one file per
+// protocol) in one function per group, and a function reachable from a Lambda
+// (CheckRoutes and what it calls, ...) never mentions another group's handlers.
 
-		// otad only
-		{"GET", "/healthz", GroupLocal, (*Server).healthz},
-		{"GET", "/dl/{key...}", GroupLocal, (*Server).localDownload},
-		{"HEAD", "/dl/{key...}", GroupLocal, (*Server).localDownload},
-		{"PUT", "/blob/{key...}", GroupLocal, (*Server).localUpload},
-	}
-	// Each protocol adapter lists its routes next to its handlers (one file per protocol).
-	for _, adapter := range [][]Route{safetyRoutes(), retentionRoutes(), capgoRoutes(), nativeUpdateRoutes(), fluxRoutes(), seedRoutes(), checkDeviceRoutes(), deviceRoutes()} {
-		rs = append(rs, adapter...)
+// Routes is the single route table of the whole product: every group's routes.
+// otad mounts them all; template.yaml declares the deployed ones (checked by a test).
+func Routes() []Route {
+	return concatRoutes(CheckRoutes(), ConfirmRoutes(), StatsRoutes(), UploadRoutes(), AdminRoutes(), localRoutes())
+}
+
+// CheckRoutes are the routes of GroupCheck (device update checks and downloads).
+func CheckRoutes() []Route {
+	return concatRoutes(capgoCheckRoutes(), nativeUpdateCheckRoutes(), fluxCheckRoutes(), seedCheckRoutes(), checkDeviceCheckRoutes())
+}
+
+// ConfirmRoutes are the routes of GroupConfirm (install outcomes, device channel choice).
+func ConfirmRoutes() []Route {
+	return concatRoutes(capgoConfirmRoutes(), nativeUpdateConfirmRoutes(), deviceConfirmRoutes())
+}
+
+// StatsRoutes are the routes of GroupStats (device statistics).
+func StatsRoutes() []Route {
+	return capgoStatsRoutes()
+}
+
+// UploadRoutes are the routes of GroupUpload (release creation and uploads).
+func UploadRoutes() []Route {
+	return concatRoutes(manageUploadRoutes(), fluxUploadRoutes())
+}
+
+// AdminRoutes are the routes of GroupAdmin (management API).
+func AdminRoutes() []Route {
+	return concatRoutes(manageAdminRoutes(), safetyAdminRoutes(), retentionAdminRoutes())
+}
+
+func concatRoutes(lists ...[]Route) []Route {
+	var rs []Route
+	for _, l := range lists {
+		rs = append(rs, l...)
 	}
 	return rs
 }
 
-// Handler mounts the routes of groups (all routes when none are given).
+// Handler mounts the routes of groups (all routes when none are given). It
+// references every handler: the Lambdas use Mount with their group's routes.
 func (s *Server) Handler(groups ...Group) http.Handler {
-	mux := http.NewServeMux()
-	want := map[Group]bool{}
-	for _, g := range groups {
-		want[g] = true
+	if len(groups) == 0 {
+		return s.Mount(Routes())
 	}
+	var rs []Route
 	for _, r := range Routes() {
-		if len(groups) == 0 || want[r.Group] {
-			h := r.Handler
-			mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) { h(s, w, req) })
+		if slices.Contains(groups, r.Group) {
+			rs = append(rs, r)
 		}
+	}
+	return s.Mount(rs)
+}
+
+// Mount serves routes (an unknown route answers 404 route_not_found), behind the
+// logging and panic-recovery middleware.
+func (s *Server) Mount(routes []Route) http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range routes {
+		h := r.Handler
+		mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) { h(s, w, req) })
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "route_not_found", "no such route: "+r.Method+" "+r.URL.Path)

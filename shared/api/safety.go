@@ -17,7 +17,8 @@ import (
 // Every channel change is one conditional write (store.UpdateChannel), so racing
 // operators end in one consistent state, and each change lands in the channel history.
 
-func safetyRoutes() []Route {
+// safetyAdminRoutes lists the admin routes of rollouts, rollbacks, status and audit.
+func safetyAdminRoutes() []Route {
 	return []Route{
 		{"PUT", "/v1/apps/{app}/channels/{channel}/rollout", GroupAdmin, (*Server).setRollout},
 		{"POST", "/v1/apps/{app}/channels/{channel}/rollout/{action}", GroupAdmin, (*Server).rolloutAction},

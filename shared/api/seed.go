@@ -22,8 +22,8 @@ import (
 // No device id: the channel's stable release only. No native version: the
 // minimum is published as minNativeVersion for the app to enforce.
 
-// seedRoutes lists the routes of this protocol adapter.
-func seedRoutes() []Route {
+// seedCheckRoutes lists this adapter's check routes (all of its routes).
+func seedCheckRoutes() []Route {
 	return []Route{
 		{"GET", "/api/v1/native/bundle/manifest", GroupCheck, (*Server).seedManifest},
 		{"GET", "/api/v1/native/bundle/download", GroupCheck, (*Server).seedDownload},
