@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -17,8 +18,8 @@ import (
 // The Ionic/Appflow-style check-device protocol, which our own Go device client
 // speaks, see protocols/seed-manifest.md part 2.
 //
-// Protected apps (device tokens) do not exist yet: every app is public, and the
-// optional Authorization header is ignored.
+// A protected app (one with a device token) answers these routes only to requests
+// carrying "Authorization: Bearer <device token>"; others get 401.
 
 // checkDeviceCheckRoutes lists this adapter's check routes (all of its routes).
 func checkDeviceCheckRoutes() []Route {
@@ -115,6 +116,10 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if err := s.cdAuthorize(r, app); err != nil {
+		s.cdAuthError(w, r, err)
+		return
+	}
 	// The current update may be named by release id or by version: Decide compares
 	// versions, so an id is matched after deciding.
 	q := release.Question{AppID: app, Channel: in.ChannelName, DeviceID: in.DeviceID, Platform: platform,
@@ -230,6 +235,10 @@ func (s *Server) cdSnapshot(w http.ResponseWriter, r *http.Request) (release.Rel
 		writeError(w, http.StatusNotFound, "snapshot_not_found", "no such snapshot")
 		return release.Release{}, false
 	}
+	if err := s.cdAuthorize(r, app); err != nil {
+		s.cdAuthError(w, r, err)
+		return release.Release{}, false
+	}
 	rel, err := s.cdFind(r.Context(), app, id)
 	if err == nil && (rel.Status != release.StatusReady || rel.Disabled || !plainZip(&rel)) {
 		err = store.ErrNotFound
@@ -309,4 +318,30 @@ func (s *Server) cdSnapshotManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store") // carries short-lived signed URLs
 	writeJSON(w, http.StatusOK, out)
+}
+
+var errDeviceToken = errors.New("device token missing or wrong")
+
+// cdAuthorize checks the device token of a protected app (constant time).
+func (s *Server) cdAuthorize(r *http.Request, app string) error {
+	a, err := s.state.app(r.Context(), app)
+	if err != nil || a.DeviceTokenHash == "" {
+		return err
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(store.HashKey(strings.TrimSpace(tok))), []byte(a.DeviceTokenHash)) != 1 {
+		return errDeviceToken
+	}
+	return nil
+}
+
+func (s *Server) cdAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errDeviceToken):
+		writeError(w, http.StatusUnauthorized, "unauthorized", "this app needs a device token (Authorization: Bearer)")
+	case errors.Is(err, errUnknownApp):
+		writeError(w, http.StatusNotFound, "app_not_found", "unknown app")
+	default:
+		s.writeErr(w, r, err)
+	}
 }

@@ -189,9 +189,23 @@ func TestSeed13_CheckDeviceBadInput(t *testing.T) {
 	if _, err := e.store.GetDevice(ctx, "com.example.app", "d1"); err == nil {
 		t.Fatal("a check wrote a device record")
 	}
-	// Protected apps (device tokens) are not implemented: every app is public, so
-	// there is no 401 to test; see docs/protocols.md.
-	t.Log("protected apps: not implemented (no device tokens yet)")
+	// A protected app: no token or a wrong one → 401, the right one → an answer.
+	st, _, b := e.do("PATCH", "/v1/apps/com.example.app", map[string]string{"device_token": "device-token-0123456789"}, "Authorization", "Bearer "+e.admin)
+	if st != 200 || !strings.Contains(string(b), `"protected":true`) || strings.Contains(string(b), "device-token-0123456789") {
+		t.Fatalf("protect app: %d %s", st, b)
+	}
+	body := `{"device_id":"d1","channel_name":"production","platform":"android"}`
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong-token-0123456789"}, {"Authorization", "device-token-0123456789"}} {
+		if st, _, b := e.do("POST", "/apps/com.example.app/channels/check-device", body, hdr...); st != 401 || !strings.Contains(string(b), `"error":"unauthorized"`) {
+			t.Errorf("protected app with %v: %d %s", hdr, st, b)
+		}
+		if st, _, _ := e.do("GET", "/apps/com.example.app/snapshots/2.0.0/zip", nil, hdr...); st != 401 {
+			t.Errorf("protected snapshot with %v: %d", hdr, st)
+		}
+	}
+	if st, _, b := e.do("POST", "/apps/com.example.app/channels/check-device", body, "Authorization", "Bearer device-token-0123456789"); st != 200 {
+		t.Fatalf("protected app with its token: %d %s", st, b)
+	}
 }
 
 func TestSeed14_PerFileManifestIntegrity(t *testing.T) {

@@ -44,11 +44,15 @@ func manageUploadRoutes() []Route {
 
 type appView struct {
 	release.App
-	FluxSecret    string `json:"flux_secret,omitempty"` // never echoed back
-	FluxSecretSet bool   `json:"flux_secret_set"`
+	FluxSecret      string `json:"flux_secret,omitempty"`       // never echoed back
+	DeviceTokenHash string `json:"device_token_hash,omitempty"` // never echoed back
+	FluxSecretSet   bool   `json:"flux_secret_set"`
+	Protected       bool   `json:"protected"` // check-device needs a device token
 }
 
-func viewApp(a release.App) appView { return appView{App: a, FluxSecretSet: a.FluxSecret != ""} }
+func viewApp(a release.App) appView {
+	return appView{App: a, FluxSecretSet: a.FluxSecret != "", Protected: a.DeviceTokenHash != ""}
+}
 
 // storeErr maps store errors to API errors.
 func storeErr(err error, what string) error {
@@ -106,6 +110,7 @@ type appInput struct {
 	Name           *string `json:"name"`
 	DefaultChannel *string `json:"default_channel"`
 	FluxSecret     *string `json:"flux_secret"`
+	DeviceToken    *string `json:"device_token"` // "" makes the app public again
 }
 
 func (in appInput) apply(a *release.App) error {
@@ -123,6 +128,16 @@ func (in appInput) apply(a *release.App) error {
 			return errBad("weak_flux_secret", "flux_secret must have at least 16 characters")
 		}
 		a.FluxSecret = *in.FluxSecret
+	}
+	if in.DeviceToken != nil {
+		switch {
+		case *in.DeviceToken == "":
+			a.DeviceTokenHash = ""
+		case len(*in.DeviceToken) < 16:
+			return errBad("weak_device_token", "device_token must have at least 16 characters")
+		default:
+			a.DeviceTokenHash = store.HashKey(*in.DeviceToken)
+		}
 	}
 	return nil
 }

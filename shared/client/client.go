@@ -38,6 +38,7 @@ type Config struct {
 	Channel  string // "" = the app's default channel
 	Platform string // ios, android; "" = android
 	Binary   string // native app version
+	Token    string // device token of a protected app ("" = public app)
 	Dir      string
 	HTTP     *http.Client
 	// Fault, when set, is called at each step; tests use it to crash the process at
@@ -153,6 +154,9 @@ func (c *Client) check(ctx context.Context, device, current string) (checkAnswer
 		return a, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		return a, fmt.Errorf("check: %w", err)

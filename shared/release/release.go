@@ -19,11 +19,14 @@ const (
 
 // App is one mobile app (one bundle id).
 type App struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name,omitempty"`
-	DefaultChannel string    `json:"default_channel"`
-	FluxSecret     string    `json:"flux_secret,omitempty"` // HMAC secret shared with Flux clients (ships in the app anyway)
-	CreatedAt      time.Time `json:"created_at"`
+	ID             string `json:"id"`
+	Name           string `json:"name,omitempty"`
+	DefaultChannel string `json:"default_channel"`
+	FluxSecret     string `json:"flux_secret,omitempty"` // HMAC secret shared with Flux clients (ships in the app anyway)
+	// DeviceTokenHash protects the check-device routes: devices must send
+	// "Authorization: Bearer <token>" whose SHA-256 this is. "" = public app.
+	DeviceTokenHash string    `json:"device_token_hash,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // Release is one published bundle version of an app. Version is an identity: it is
