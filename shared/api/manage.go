@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -83,6 +84,28 @@ func (s *Server) appParam(r *http.Request) (release.App, store.APIKey, error) {
 	}
 	a, err := s.Store.GetApp(r.Context(), id)
 	return a, k, storeErr(err, "app")
+}
+
+// appRead answers a read of one app's data: the key's scope is checked, fetch runs
+// and its result is the JSON answer.
+func appRead(s *Server, w http.ResponseWriter, r *http.Request, fetch func(ctx context.Context, a release.App) (any, error)) {
+	a, _, err := s.appParam(r)
+	if err == nil {
+		var v any
+		if v, err = fetch(r.Context(), a); err == nil {
+			writeJSON(w, http.StatusOK, v)
+			return
+		}
+	}
+	s.writeErr(w, r, err)
+}
+
+// orEmpty makes a nil list encode as [] (clients iterate it).
+func orEmpty[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
@@ -172,12 +195,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
-	a, _, err := s.appParam(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, viewApp(a))
+	appRead(s, w, r, func(_ context.Context, a release.App) (any, error) { return viewApp(a), nil })
 }
 
 func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
@@ -202,20 +220,10 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
-	a, _, err := s.appParam(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	rels, err := s.Store.ListReleases(r.Context(), a.ID)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	if rels == nil {
-		rels = []release.Release{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"releases": rels})
+	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
+		rels, err := s.Store.ListReleases(ctx, a.ID)
+		return map[string]any{"releases": orEmpty(rels)}, err
+	})
 }
 
 // createRelease records a pending release and answers with the presigned upload.
@@ -350,39 +358,21 @@ func (s *Server) deleteRelease(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
-	a, _, err := s.appParam(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	chs, err := s.Store.ListChannels(r.Context(), a.ID)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	if chs == nil {
-		chs = []release.Channel{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"channels": chs})
+	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
+		chs, err := s.Store.ListChannels(ctx, a.ID)
+		return map[string]any{"channels": orEmpty(chs)}, err
+	})
 }
 
 func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
-	a, _, err := s.appParam(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	c, err := s.Store.GetChannel(r.Context(), a.ID, r.PathValue("channel"))
-	if err != nil {
-		s.writeErr(w, r, storeErr(err, "channel"))
-		return
-	}
-	hist, err := s.Store.ChannelHistory(r.Context(), a.ID, c.Name, 20)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"channel": c, "history": hist})
+	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
+		c, err := s.Store.GetChannel(ctx, a.ID, r.PathValue("channel"))
+		if err != nil {
+			return nil, storeErr(err, "channel")
+		}
+		hist, err := s.Store.ChannelHistory(ctx, a.ID, c.Name, 20)
+		return map[string]any{"channel": c, "history": hist}, err
+	})
 }
 
 type channelInput struct {

@@ -382,24 +382,12 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
-	a, _, err := s.appParam(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
 	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 1000 {
-			limit = n
-		}
+	if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n <= 1000 {
+		limit = n
 	}
-	entries, err := s.Store.ListAudit(r.Context(), a.ID, limit)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	if entries == nil {
-		entries = []store.AuditEntry{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
+		entries, err := s.Store.ListAudit(ctx, a.ID, limit)
+		return map[string]any{"entries": orEmpty(entries)}, err
+	})
 }
