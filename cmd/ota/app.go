@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/otakit/ota/shared/release"
 	"github.com/spf13/cobra"
 )
@@ -8,15 +10,46 @@ import (
 func newAppCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "app",
-		Short: "Create and show apps",
+		Short: "Create, change and show apps",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newAppCreateCmd(g), newAppListCmd(g), newAppGetCmd(g))
+	cmd.AddCommand(newAppCreateCmd(g), newAppUpdateCmd(g), newAppListCmd(g), newAppGetCmd(g))
 	return cmd
 }
 
+// appFields registers the app settings flags on c and returns a function that turns
+// the flags the user gave into an appInput (unset flags stay nil: unchanged).
+func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (appInput, error) {
+	var name, defaultChannel, fluxSecret, deviceToken string
+	c.Flags().StringVar(&name, "name", "", "display name")
+	c.Flags().StringVar(&defaultChannel, "default-channel", "", "channel for devices that name none (default production)")
+	c.Flags().StringVar(&fluxSecret, "flux-secret", "", "HMAC secret shared with Flux clients (16+ characters)")
+	c.Flags().StringVar(&deviceToken, "device-token", "", "protect check-device: devices must send this token (16+ characters; \"\" = public)")
+	return func(cmd *cobra.Command, id string) (appInput, error) {
+		in := appInput{ID: id}
+		if err := release.ValidAppID(id); err != nil {
+			return in, err
+		}
+		set := func(flag string, dst **string, v *string) {
+			if cmd.Flags().Changed(flag) {
+				*dst = v
+			}
+		}
+		set("name", &in.Name, &name)
+		set("default-channel", &in.DefaultChannel, &defaultChannel)
+		set("flux-secret", &in.FluxSecret, &fluxSecret)
+		set("device-token", &in.DeviceToken, &deviceToken)
+		if in.DefaultChannel != nil {
+			if err := release.ValidChannel(defaultChannel); err != nil {
+				return in, err
+			}
+		}
+		return in, nil
+	}
+}
+
 func newAppCreateCmd(g *globals) *cobra.Command {
-	var name, defaultChannel, fluxSecret string
+	var in appInput
 	c := &cobra.Command{
 		Use:   "create APP_ID",
 		Short: "Create an app (needs an admin key)",
@@ -24,40 +57,43 @@ func newAppCreateCmd(g *globals) *cobra.Command {
 			"Devices that name no channel get the app's default channel (production unless --default-channel).",
 		Example: "  ota app create com.example.app --name \"Example\"",
 		Args:    exactArgs("APP_ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			in := appInput{ID: args[0]}
-			if err := release.ValidAppID(in.ID); err != nil {
-				return err
-			}
-			if cmd.Flags().Changed("name") {
-				in.Name = &name
-			}
-			if cmd.Flags().Changed("default-channel") {
-				if err := release.ValidChannel(defaultChannel); err != nil {
-					return err
-				}
-				in.DefaultChannel = &defaultChannel
-			}
-			if cmd.Flags().Changed("flux-secret") {
-				in.FluxSecret = &fluxSecret
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			a, err := cl.createApp(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), a)
-			}
-			return printApp(cmd.OutOrStdout(), a)
-		},
 	}
-	c.Flags().StringVar(&name, "name", "", "display name")
-	c.Flags().StringVar(&defaultChannel, "default-channel", "", "channel for devices that name none (default production)")
-	c.Flags().StringVar(&fluxSecret, "flux-secret", "", "HMAC secret shared with Flux clients (16+ characters)")
+	fields := appFields(c)
+	c.RunE = apiCall[appView]{
+		g: g,
+		check: func(cmd *cobra.Command, args []string) (err error) {
+			in, err = fields(cmd, args[0])
+			return err
+		},
+		call: func(ctx context.Context, cl *client, _ []string) (appView, error) {
+			return cl.createApp(ctx, in)
+		},
+		human: printApp,
+	}.run
+	return c
+}
+
+func newAppUpdateCmd(g *globals) *cobra.Command {
+	var in appInput
+	c := &cobra.Command{
+		Use:     "update APP_ID [--name N] [--default-channel C] [--flux-secret S] [--device-token T]",
+		Short:   "Change an app's settings (only the flags given)",
+		Example: "  ota app update com.example.app --device-token \"$(openssl rand -hex 16)\"",
+		Args:    exactArgs("APP_ID"),
+	}
+	fields := appFields(c)
+	c.RunE = apiCall[appView]{
+		g: g,
+		check: func(cmd *cobra.Command, args []string) (err error) {
+			in, err = fields(cmd, args[0])
+			in.ID = ""
+			return err
+		},
+		call: func(ctx context.Context, cl *client, args []string) (appView, error) {
+			return cl.updateApp(ctx, args[0], in)
+		},
+		human: printApp,
+	}.run
 	return c
 }
 
@@ -66,23 +102,14 @@ func newAppListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the apps this key may act on",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			apps, err := cl.listApps(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if apps == nil {
-					apps = []appView{}
-				}
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"apps": apps})
-			}
-			return printApps(cmd.OutOrStdout(), apps)
-		},
+		RunE: apiCall[[]appView]{
+			g: g,
+			call: func(ctx context.Context, cl *client, _ []string) ([]appView, error) {
+				return cl.listApps(ctx)
+			},
+			json:  listIn[appView]("apps"),
+			human: printApps,
+		}.run,
 	}
 }
 
@@ -91,22 +118,15 @@ func newAppGetCmd(g *globals) *cobra.Command {
 		Use:   "get APP_ID",
 		Short: "Show one app",
 		Args:  exactArgs("APP_ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := release.ValidAppID(args[0]); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			a, err := cl.getApp(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), a)
-			}
-			return printApp(cmd.OutOrStdout(), a)
-		},
+		RunE: apiCall[appView]{
+			g: g,
+			check: func(_ *cobra.Command, args []string) error {
+				return release.ValidAppID(args[0])
+			},
+			call: func(ctx context.Context, cl *client, args []string) (appView, error) {
+				return cl.getApp(ctx, args[0])
+			},
+			human: printApp,
+		}.run,
 	}
 }

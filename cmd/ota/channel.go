@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -54,6 +55,7 @@ func channelInputFromFlags(cmd *cobra.Command, f *channelSetFlags) (channelInput
 
 func newChannelSetCmd(g *globals) *cobra.Command {
 	f := &channelSetFlags{}
+	var in channelInput
 	c := &cobra.Command{
 		Use:   "set CHANNEL --app APP_ID [--version V] [--public] [--allow-self-set] [--no-emulator] [--no-dev-build]",
 		Short: "Create or change a channel (e.g. point it at a ready release)",
@@ -63,30 +65,21 @@ func newChannelSetCmd(g *globals) *cobra.Command {
 		Example: "  ota channel set production --app com.example.app --version 1.0.1\n" +
 			"  ota channel set beta --app com.example.app --version 1.1.0-beta.1 --allow-self-set",
 		Args: exactArgs("CHANNEL"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needApp(f.app); err != nil {
+		RunE: apiCall[channelOut]{
+			g: g, app: &f.app,
+			check: func(cmd *cobra.Command, args []string) error {
+				if err := release.ValidChannel(args[0]); err != nil {
+					return err
+				}
+				var err error
+				in, err = channelInputFromFlags(cmd, f)
 				return err
-			}
-			if err := release.ValidChannel(args[0]); err != nil {
-				return err
-			}
-			in, err := channelInputFromFlags(cmd, f)
-			if err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := cl.setChannel(cmd.Context(), f.app, args[0], in)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), out)
-			}
-			return printChannel(cmd.OutOrStdout(), out)
-		},
+			},
+			call: func(ctx context.Context, cl *client, args []string) (channelOut, error) {
+				return cl.setChannel(ctx, f.app, args[0], in)
+			},
+			human: printChannel,
+		}.run,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.app, "app", "", "app id (required)")
@@ -104,26 +97,14 @@ func newChannelListCmd(g *globals) *cobra.Command {
 		Use:   "list --app APP_ID",
 		Short: "List an app's channels",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			chs, err := cl.listChannels(cmd.Context(), app)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if chs == nil {
-					chs = []release.Channel{}
-				}
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"channels": chs})
-			}
-			return printChannels(cmd.OutOrStdout(), chs)
-		},
+		RunE: apiCall[[]release.Channel]{
+			g: g, app: &app,
+			call: func(ctx context.Context, cl *client, _ []string) ([]release.Channel, error) {
+				return cl.listChannels(ctx, app)
+			},
+			json:  listIn[release.Channel]("channels"),
+			human: printChannels,
+		}.run,
 	}
 	c.Flags().StringVar(&app, "app", "", "app id (required)")
 	return c
@@ -135,23 +116,13 @@ func newChannelGetCmd(g *globals) *cobra.Command {
 		Use:   "get CHANNEL --app APP_ID",
 		Short: "Show a channel and its recent history",
 		Args:  exactArgs("CHANNEL"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := cl.getChannel(cmd.Context(), app, args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), out)
-			}
-			return printChannel(cmd.OutOrStdout(), out)
-		},
+		RunE: apiCall[channelOut]{
+			g: g, app: &app,
+			call: func(ctx context.Context, cl *client, args []string) (channelOut, error) {
+				return cl.getChannel(ctx, app, args[0])
+			},
+			human: printChannel,
+		}.run,
 	}
 	c.Flags().StringVar(&app, "app", "", "app id (required)")
 	return c

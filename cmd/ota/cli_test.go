@@ -25,6 +25,7 @@ import (
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
+	"github.com/spf13/cobra"
 )
 
 const testKey = "ota_0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -32,9 +33,16 @@ const testKey = "ota_0123456789abcdef0123456789abcdef0123456789abcdef"
 // runCLI runs the command tree in process and returns stdout, stderr and the error.
 func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	return runTree(t, newRootCmd, args...)
+}
+
+// runTree runs the command tree newRoot makes (with OTA_SERVER and OTA_API_KEY
+// unset) and returns stdout, stderr and the error.
+func runTree(t *testing.T, newRoot func() *cobra.Command, args ...string) (string, string, error) {
+	t.Helper()
 	t.Setenv("OTA_SERVER", "")
 	t.Setenv("OTA_API_KEY", "")
-	root := newRootCmd()
+	root := newRoot()
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)
@@ -43,15 +51,38 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// TestArgumentValidation: bad invocations fail before any request, with a message
-// that says what is wrong. The server URL points nowhere reachable.
-func TestArgumentValidation(t *testing.T) {
+// argCase is a bad invocation and what its error must mention.
+type argCase struct {
+	name string
+	args []string
+	want string
+}
+
+// checkArgErrors runs each case with run against a server URL that points nowhere
+// reachable: each must fail before any request, with a message that says what is wrong.
+func checkArgErrors(t *testing.T, run func(t *testing.T, args ...string) (string, string, error), cases []argCase) {
+	t.Helper()
 	const nowhere = "--server=http://127.0.0.1:1"
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := run(t, append([]string{nowhere, "--key", testKey}, c.args...)...)
+			if err == nil {
+				t.Fatalf("ota %v: no error", c.args)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ota %v: error %q does not mention %q", c.args, err, c.want)
+			}
+			if strings.Contains(err.Error(), "connect") || strings.Contains(err.Error(), "cannot reach") {
+				t.Fatalf("ota %v: validation reached the network: %v", c.args, err)
+			}
+		})
+	}
+}
+
+// TestArgumentValidation: bad invocations fail before any request, with a message
+// that says what is wrong.
+func TestArgumentValidation(t *testing.T) {
+	checkArgErrors(t, runCLI, []argCase{
 		{"release without bundle", []string{"release", "--app", "a", "--version", "1"}, "needs one DIR_OR_ZIP"},
 		{"release two bundles", []string{"release", "a", "b", "--app", "a", "--version", "1"}, "got 2 arguments"},
 		{"release without app", []string{"release", "www", "--version", "1.0.0"}, "--app is required"},
@@ -81,21 +112,7 @@ func TestArgumentValidation(t *testing.T) {
 		{"keys revoke without id", []string{"keys", "revoke"}, "expects KEY_ID"},
 		{"signing-key without out", []string{"signing-key", "create"}, "--out is required"},
 		{"unknown flag", []string{"app", "list", "--nope"}, "unknown flag"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, _, err := runCLI(t, append([]string{nowhere, "--key", testKey}, c.args...)...)
-			if err == nil {
-				t.Fatalf("ota %v: no error", c.args)
-			}
-			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("ota %v: error %q does not mention %q", c.args, err, c.want)
-			}
-			if strings.Contains(err.Error(), "connect") || strings.Contains(err.Error(), "cannot reach") {
-				t.Fatalf("ota %v: validation reached the network: %v", c.args, err)
-			}
-		})
-	}
+	})
 }
 
 func TestClientConfigErrors(t *testing.T) {

@@ -141,6 +141,7 @@ func esc(s string) string { return url.PathEscape(s) }
 type appView struct {
 	release.App
 	FluxSecretSet bool `json:"flux_secret_set"`
+	Protected     bool `json:"protected"`
 }
 
 type appInput struct {
@@ -148,6 +149,7 @@ type appInput struct {
 	Name           *string `json:"name,omitempty"`
 	DefaultChannel *string `json:"default_channel,omitempty"`
 	FluxSecret     *string `json:"flux_secret,omitempty"`
+	DeviceToken    *string `json:"device_token,omitempty"`
 }
 
 func (c *client) createApp(ctx context.Context, in appInput) (appView, error) {
@@ -160,6 +162,11 @@ func (c *client) listApps(ctx context.Context) ([]appView, error) {
 		Apps []appView `json:"apps"`
 	}
 	return out.Apps, c.do(ctx, "GET", "/v1/apps", nil, &out)
+}
+
+func (c *client) updateApp(ctx context.Context, id string, in appInput) (appView, error) {
+	var a appView
+	return a, c.do(ctx, "PATCH", "/v1/apps/"+esc(id), in, &a)
 }
 
 func (c *client) getApp(ctx context.Context, id string) (appView, error) {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -20,14 +19,7 @@ func newDeviceCmd() *cobra.Command {
 		Short: "Check once; download a patch or the full bundle, verify it and switch DIR/current atomically",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, _ := cmd.Flags().GetString("server")
-			if server == "" {
-				server = os.Getenv("OTA_SERVER")
-			}
-			if server == "" {
-				server = "http://127.0.0.1:8080"
-			}
-			cfg.Server = server
+			cfg.Server, _ = cmd.Flags().GetString("server") // the global flag (env OTA_SERVER)
 			c, err := devclient.New(cfg)
 			if err != nil {
 				return err
@@ -58,6 +50,7 @@ func newDeviceCmd() *cobra.Command {
 	f.StringVar(&cfg.Dir, "dir", "", "app folder; DIR/current is the live tree (required)")
 	f.StringVar(&cfg.Platform, "platform", "android", "platform reported to the server")
 	f.StringVar(&cfg.Binary, "binary-version", "", "native app version reported to the server")
+	f.StringVar(&cfg.Token, "device-token", "", "device token of a protected app")
 	f.BoolVar(&asJSON, "json-result", false, "print the result as JSON")
 	_ = sync.MarkFlagRequired("app")
 	_ = sync.MarkFlagRequired("dir")

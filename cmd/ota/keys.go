@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
@@ -46,30 +48,25 @@ func newKeysCreateCmd(g *globals) *cobra.Command {
 		Example: "  ota keys create --name ci --app com.example.app\n" +
 			"  ota keys create --name ops --app '*' --admin",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if in.Name == "" {
-				return errors.New("--name is required (what the key is for, e.g. ci)")
-			}
-			if err := validKeyApps(in.Apps); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := cl.createKey(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			out.Key.Hash = ""
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), out)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "created key %s (%s) for apps %s%s\n", out.Key.ID, out.Key.Name, keyApps(out.Key), map[bool]string{true: ", admin", false: ""}[out.Key.Admin])
-			fmt.Fprintf(w, "secret (shown once, store it now):\n%s\n", out.Secret)
-			return nil
-		},
+		RunE: apiCall[createKeyOut]{
+			g: g,
+			check: func(*cobra.Command, []string) error {
+				if in.Name == "" {
+					return errors.New("--name is required (what the key is for, e.g. ci)")
+				}
+				return validKeyApps(in.Apps)
+			},
+			call: func(ctx context.Context, cl *client, _ []string) (createKeyOut, error) {
+				out, err := cl.createKey(ctx, in)
+				out.Key.Hash = ""
+				return out, err
+			},
+			human: func(w io.Writer, out createKeyOut) error {
+				fmt.Fprintf(w, "created key %s (%s) for apps %s%s\n", out.Key.ID, out.Key.Name, keyApps(out.Key), map[bool]string{true: ", admin", false: ""}[out.Key.Admin])
+				fmt.Fprintf(w, "secret (shown once, store it now):\n%s\n", out.Secret)
+				return nil
+			},
+		}.run,
 	}
 	c.Flags().StringVar(&in.Name, "name", "", "what the key is for (required)")
 	c.Flags().StringSliceVar(&in.Apps, "app", nil, "app id the key may act on (repeatable; \"*\" = every app)")
@@ -82,23 +79,14 @@ func newKeysListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List API keys (never their secrets)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			ks, err := cl.listKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if ks == nil {
-				ks = []store.APIKey{}
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"keys": ks})
-			}
-			return printKeys(cmd.OutOrStdout(), ks)
-		},
+		RunE: apiCall[[]store.APIKey]{
+			g: g,
+			call: func(ctx context.Context, cl *client, _ []string) ([]store.APIKey, error) {
+				return cl.listKeys(ctx)
+			},
+			json:  listIn[store.APIKey]("keys"),
+			human: printKeys,
+		}.run,
 	}
 }
 
@@ -107,20 +95,15 @@ func newKeysRevokeCmd(g *globals) *cobra.Command {
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key (by id, as ota keys list shows it)",
 		Args:  exactArgs("KEY_ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
+		RunE: apiCall[revokeKeyOut]{
+			g: g,
+			call: func(ctx context.Context, cl *client, args []string) (revokeKeyOut, error) {
+				return cl.revokeKey(ctx, args[0])
+			},
+			human: func(w io.Writer, out revokeKeyOut) error {
+				_, err := fmt.Fprintf(w, "revoked key %s (%s) at %s\n", out.Key.ID, out.Key.Name, out.RevokedAt)
 				return err
-			}
-			out, err := cl.revokeKey(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), out)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked key %s (%s) at %s\n", out.Key.ID, out.Key.Name, out.RevokedAt)
-			return err
-		},
+			},
+		}.run,
 	}
 }

@@ -90,6 +90,7 @@ func printApp(w io.Writer, a appView) error {
 	t.row("name", a.Name)
 	t.row("default channel", a.DefaultChannel)
 	t.row("flux secret", map[bool]string{true: "set", false: "not set"}[a.FluxSecretSet])
+	t.row("device token", map[bool]string{true: "required (protected app)", false: "not required"}[a.Protected])
 	t.row("created", fmtTime(a.CreatedAt))
 	return t.flush()
 }

@@ -146,26 +146,14 @@ func newReleaseListCmd(g *globals, use string) *cobra.Command {
 		Use:   use + " --app APP_ID",
 		Short: "List an app's releases",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			rels, err := cl.listReleases(cmd.Context(), app)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if rels == nil {
-					rels = []release.Release{}
-				}
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"releases": rels})
-			}
-			return printReleases(cmd.OutOrStdout(), rels)
-		},
+		RunE: apiCall[[]release.Release]{
+			g: g, app: &app,
+			call: func(ctx context.Context, cl *client, _ []string) ([]release.Release, error) {
+				return cl.listReleases(ctx, app)
+			},
+			json:  listIn[release.Release]("releases"),
+			human: printReleases,
+		}.run,
 	}
 	c.Flags().StringVar(&app, "app", "", "app id (required)")
 	return c
@@ -177,23 +165,13 @@ func newReleaseGetCmd(g *globals) *cobra.Command {
 		Use:   "get VERSION --app APP_ID",
 		Short: "Show one release (status, error, checksums, signatures, patches)",
 		Args:  exactArgs("VERSION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := cl.getRelease(cmd.Context(), app, args[0])
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), out)
-			}
-			return printRelease(cmd.OutOrStdout(), out)
-		},
+		RunE: apiCall[releaseOut]{
+			g: g, app: &app,
+			call: func(ctx context.Context, cl *client, args []string) (releaseOut, error) {
+				return cl.getRelease(ctx, app, args[0])
+			},
+			human: printRelease,
+		}.run,
 	}
 	c.Flags().StringVar(&app, "app", "", "app id (required)")
 	return c
@@ -205,23 +183,19 @@ func newReleaseDeleteCmd(g *globals) *cobra.Command {
 		Use:   "delete VERSION --app APP_ID",
 		Short: "Delete a release that no channel serves (its record and bundle are removed)",
 		Args:  exactArgs("VERSION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needApp(app); err != nil {
+		RunE: apiCall[string]{ // the deleted version
+			g: g, app: &app,
+			call: func(ctx context.Context, cl *client, args []string) (string, error) {
+				return args[0], cl.deleteRelease(ctx, app, args[0])
+			},
+			json: func(version string) any {
+				return map[string]any{"app": app, "version": version, "deleted": true}
+			},
+			human: func(w io.Writer, version string) error {
+				_, err := fmt.Fprintf(w, "deleted release %s of %s\n", version, app)
 				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.deleteRelease(cmd.Context(), app, args[0]); err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"app": app, "version": args[0], "deleted": true})
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted release %s of %s\n", args[0], app)
-			return err
-		},
+			},
+		}.run,
 	}
 	c.Flags().StringVar(&app, "app", "", "app id (required)")
 	return c

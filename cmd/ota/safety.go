@@ -82,15 +82,13 @@ type statusAnswer struct {
 	App          appView         `json:"app"`
 	Channels     []channelStatus `json:"channels"`
 	CacheSeconds float64         `json:"cache_seconds"`
+	sent         any             // the answer as the server sent it (what --json prints)
 }
 
-func (c *client) appStatus(ctx context.Context, app string) (statusAnswer, json.RawMessage, error) {
-	var raw json.RawMessage
+func (c *client) appStatus(ctx context.Context, app string) (statusAnswer, error) {
 	var out statusAnswer
-	if err := c.do(ctx, "GET", "/v1/apps/"+esc(app)+"/status", nil, &raw); err != nil {
-		return out, nil, err
-	}
-	return out, raw, json.Unmarshal(raw, &out)
+	err := c.getAsSent(ctx, "/v1/apps/"+esc(app)+"/status", &out, &out.sent)
+	return out, err
 }
 
 type versionStats struct {
@@ -104,9 +102,10 @@ type statsAnswer struct {
 	Days     []string          `json:"days"`
 	Counts   []store.StatCount `json:"counts"`
 	Versions []versionStats    `json:"versions"`
+	sent     any               // the answer as the server sent it (what --json prints)
 }
 
-func (c *client) appStats(ctx context.Context, app, channel string, days int) (statsAnswer, json.RawMessage, error) {
+func (c *client) appStats(ctx context.Context, app, channel string, days int) (statsAnswer, error) {
 	q := url.Values{}
 	if channel != "" {
 		q.Set("channel", channel)
@@ -118,12 +117,22 @@ func (c *client) appStats(ctx context.Context, app, channel string, days int) (s
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var raw json.RawMessage
 	var out statsAnswer
+	err := c.getAsSent(ctx, path, &out, &out.sent)
+	return out, err
+}
+
+// getAsSent GETs path and decodes the answer into out, and into sent as generic
+// JSON, so that --json prints it as the server sent it (keys sorted).
+func (c *client) getAsSent(ctx context.Context, path string, out any, sent *any) error {
+	var raw json.RawMessage
 	if err := c.do(ctx, "GET", path, nil, &raw); err != nil {
-		return out, nil, err
+		return err
 	}
-	return out, raw, json.Unmarshal(raw, &out)
+	if err := json.Unmarshal(raw, out); err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, sent)
 }
 
 func (c *client) auditLog(ctx context.Context, app string, limit int) ([]store.AuditEntry, error) {
@@ -181,17 +190,14 @@ func parseRate(s string) (float64, error) {
 
 // ---- printing
 
-func printChannelChange(cmd *cobra.Command, g *globals, c release.Channel) error {
-	if g.json {
-		return writeJSONOut(cmd.OutOrStdout(), map[string]any{"channel": c})
-	}
-	if err := printChannel(cmd.OutOrStdout(), channelOut{Channel: c}); err != nil {
+// printChangedChannel prints a channel that a rollout or rollback command changed.
+func printChangedChannel(w io.Writer, c release.Channel) error {
+	if err := printChannel(w, channelOut{Channel: c}); err != nil {
 		return err
 	}
 	if c.Rolling != nil && c.Rolling.HaltReason != "" {
-		fmt.Fprintln(cmd.OutOrStdout(), "halt reason: "+c.Rolling.HaltReason)
+		fmt.Fprintln(w, "halt reason: "+c.Rolling.HaltReason)
 	}
-	fmt.Fprintln(cmd.ErrOrStderr(), cacheNote)
 	return nil
 }
 
@@ -338,32 +344,27 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			"  ota rollout --app com.example.app --channel production --version 1.2.0 --percent 50\n" +
 			"  ota rollout promote --app com.example.app --channel production",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if err := needChannel(channel); err != nil {
-				return err
-			}
-			if err := needVersion("--version", version); err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("percent") {
-				return errors.New("--percent is required (0 to 100)")
-			}
-			if percent < 0 || percent > 100 {
-				return fmt.Errorf("--percent %g: must be between 0 and 100", percent)
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			c, err := cl.rolloutSet(cmd.Context(), app, channel, version, percent)
-			if err != nil {
-				return err
-			}
-			return printChannelChange(cmd, g, c)
-		},
+		RunE: apiCall[release.Channel]{
+			g: g, app: &app, channel: &channel,
+			check: func(cmd *cobra.Command, _ []string) error {
+				if err := needVersion("--version", version); err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("percent") {
+					return errors.New("--percent is required (0 to 100)")
+				}
+				if percent < 0 || percent > 100 {
+					return fmt.Errorf("--percent %g: must be between 0 and 100", percent)
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client, _ []string) (release.Channel, error) {
+				return cl.rolloutSet(ctx, app, channel, version, percent)
+			},
+			json:  inKey[release.Channel]("channel"),
+			human: printChangedChannel,
+			note:  cacheNote,
+		}.run,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&app, "app", "", "app id (required)")
@@ -387,23 +388,15 @@ func newRolloutActionCmd(g *globals, action, short string) *cobra.Command {
 		Use:   action + " --app APP_ID --channel C",
 		Short: short,
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if err := needChannel(channel); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			c, err := cl.rolloutAct(cmd.Context(), app, channel, action)
-			if err != nil {
-				return err
-			}
-			return printChannelChange(cmd, g, c)
-		},
+		RunE: apiCall[release.Channel]{
+			g: g, app: &app, channel: &channel,
+			call: func(ctx context.Context, cl *client, _ []string) (release.Channel, error) {
+				return cl.rolloutAct(ctx, app, channel, action)
+			},
+			json:  inKey[release.Channel]("channel"),
+			human: printChangedChannel,
+			note:  cacheNote,
+		}.run,
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app id (required)")
 	cmd.Flags().StringVar(&channel, "channel", "", "channel (required)")
@@ -413,6 +406,7 @@ func newRolloutActionCmd(g *globals, action, short string) *cobra.Command {
 func newRolloutPolicyCmd(g *globals) *cobra.Command {
 	var app, channel, rate string
 	var minAttempts int64
+	var in policyBody
 	cmd := &cobra.Command{
 		Use:   "policy --app APP_ID --channel C [--max-failure-rate 20%] [--min-attempts 50]",
 		Short: "Set when a channel's rollouts halt themselves",
@@ -420,44 +414,37 @@ func newRolloutPolicyCmd(g *globals) *cobra.Command {
 			"at least --min-attempts installs. Defaults: 20% after 50.",
 		Example: "  ota rollout policy --app com.example.app --channel production --max-failure-rate 5% --min-attempts 200",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if err := needChannel(channel); err != nil {
-				return err
-			}
-			var in policyBody
-			if cmd.Flags().Changed("max-failure-rate") {
-				f, err := parseRate(rate)
-				if err != nil {
-					return err
+		RunE: apiCall[release.Channel]{
+			g: g, app: &app, channel: &channel,
+			check: func(cmd *cobra.Command, _ []string) error {
+				in = policyBody{}
+				if cmd.Flags().Changed("max-failure-rate") {
+					f, err := parseRate(rate)
+					if err != nil {
+						return err
+					}
+					in.MaxFailureRate = &f
 				}
-				in.MaxFailureRate = &f
-			}
-			if cmd.Flags().Changed("min-attempts") {
-				if minAttempts < 1 {
-					return errors.New("--min-attempts must be at least 1")
+				if cmd.Flags().Changed("min-attempts") {
+					if minAttempts < 1 {
+						return errors.New("--min-attempts must be at least 1")
+					}
+					in.MinAttempts = &minAttempts
 				}
-				in.MinAttempts = &minAttempts
-			}
-			if in.MaxFailureRate == nil && in.MinAttempts == nil {
-				return errors.New("nothing to set: give --max-failure-rate and/or --min-attempts")
-			}
-			cl, err := g.client()
-			if err != nil {
+				if in.MaxFailureRate == nil && in.MinAttempts == nil {
+					return errors.New("nothing to set: give --max-failure-rate and/or --min-attempts")
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client, _ []string) (release.Channel, error) {
+				return cl.setPolicy(ctx, app, channel, in)
+			},
+			json: inKey[release.Channel]("channel"),
+			human: func(w io.Writer, c release.Channel) error {
+				_, err := fmt.Fprintf(w, "channel %s: %s\n", c.Name, fmtPolicy(c.Policy))
 				return err
-			}
-			c, err := cl.setPolicy(cmd.Context(), app, channel, in)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"channel": c})
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "channel %s: %s\n", c.Name, fmtPolicy(c.Policy))
-			return err
-		},
+			},
+		}.run,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&app, "app", "", "app id (required)")
@@ -481,31 +468,24 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			"  ota rollback --app com.example.app --channel production --to 1.1.0\n" +
 			"  ota rollback --app com.example.app --channel production --builtin",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if err := needChannel(channel); err != nil {
-				return err
-			}
-			if to != "" && builtin {
-				return errors.New("give --to or --builtin, not both")
-			}
-			if cmd.Flags().Changed("to") {
-				if err := needVersion("--to", to); err != nil {
-					return err
+		RunE: apiCall[release.Channel]{
+			g: g, app: &app, channel: &channel,
+			check: func(cmd *cobra.Command, _ []string) error {
+				if to != "" && builtin {
+					return errors.New("give --to or --builtin, not both")
 				}
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			c, err := cl.rollbackChannel(cmd.Context(), app, channel, rollbackBody{To: to, Builtin: builtin})
-			if err != nil {
-				return err
-			}
-			return printChannelChange(cmd, g, c)
-		},
+				if cmd.Flags().Changed("to") {
+					return needVersion("--to", to)
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client, _ []string) (release.Channel, error) {
+				return cl.rollbackChannel(ctx, app, channel, rollbackBody{To: to, Builtin: builtin})
+			},
+			json:  inKey[release.Channel]("channel"),
+			human: printChangedChannel,
+			note:  cacheNote,
+		}.run,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&app, "app", "", "app id (required)")
@@ -521,35 +501,17 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status --app APP_ID",
 		Short: "Show what each channel serves, its rollout and whether it halted",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			st, raw, err := cl.appStatus(cmd.Context(), app)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeRaw(cmd.OutOrStdout(), raw)
-			}
-			return printStatus(cmd.OutOrStdout(), st)
-		},
+		RunE: apiCall[statusAnswer]{
+			g: g, app: &app,
+			call: func(ctx context.Context, cl *client, _ []string) (statusAnswer, error) {
+				return cl.appStatus(ctx, app)
+			},
+			json:  func(st statusAnswer) any { return st.sent },
+			human: printStatus,
+		}.run,
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app id (required)")
 	return cmd
-}
-
-// writeRaw prints a server answer as indented JSON, as is.
-func writeRaw(w io.Writer, raw json.RawMessage) error {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	return writeJSONOut(w, v)
 }
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -561,31 +523,25 @@ func newStatsCmd(g *globals) *cobra.Command {
 		Example: "  ota stats --app com.example.app\n" +
 			"  ota stats --app com.example.app --channel beta --days 30 --json",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if channel != "" {
-				if err := needChannel(channel); err != nil {
-					return err
+		RunE: apiCall[statsAnswer]{
+			g: g, app: &app,
+			check: func(*cobra.Command, []string) error {
+				if channel != "" {
+					if err := needChannel(channel); err != nil {
+						return err
+					}
 				}
-			}
-			if days < 1 || days > 366 {
-				return fmt.Errorf("--days %d: must be between 1 and 366", days)
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			st, raw, err := cl.appStats(cmd.Context(), app, channel, days)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeRaw(cmd.OutOrStdout(), raw)
-			}
-			return printStats(cmd.OutOrStdout(), st)
-		},
+				if days < 1 || days > 366 {
+					return fmt.Errorf("--days %d: must be between 1 and 366", days)
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client, _ []string) (statsAnswer, error) {
+				return cl.appStats(ctx, app, channel, days)
+			},
+			json:  func(st statsAnswer) any { return st.sent },
+			human: printStats,
+		}.run,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&app, "app", "", "app id (required)")
@@ -601,29 +557,20 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Use:   "audit --app APP_ID [--limit N]",
 		Short: "Show who changed what on an app, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if limit < 1 || limit > 1000 {
-				return fmt.Errorf("--limit %d: must be between 1 and 1000", limit)
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			entries, err := cl.auditLog(cmd.Context(), app, limit)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if entries == nil {
-					entries = []store.AuditEntry{}
+		RunE: apiCall[[]store.AuditEntry]{
+			g: g, app: &app,
+			check: func(*cobra.Command, []string) error {
+				if limit < 1 || limit > 1000 {
+					return fmt.Errorf("--limit %d: must be between 1 and 1000", limit)
 				}
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"entries": entries})
-			}
-			return printAudit(cmd.OutOrStdout(), entries)
-		},
+				return nil
+			},
+			call: func(ctx context.Context, cl *client, _ []string) ([]store.AuditEntry, error) {
+				return cl.auditLog(ctx, app, limit)
+			},
+			json:  listIn[store.AuditEntry]("entries"),
+			human: printAudit,
+		}.run,
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app id (required)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "entries to show, 1 to 1000")
@@ -644,29 +591,23 @@ func newCleanupCmd(g *globals) *cobra.Command {
 		Example: "  ota cleanup --app com.example.app --keep 10 --dry-run\n" +
 			"  ota cleanup --app com.example.app --keep 10",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needApp(app); err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("keep") {
-				return errors.New("--keep is required (the number of newest releases to keep)")
-			}
-			if keep < 1 {
-				return fmt.Errorf("--keep %d: must be at least 1", keep)
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			rep, err := cl.cleanupApp(cmd.Context(), app, keep, dry)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return writeJSONOut(cmd.OutOrStdout(), map[string]any{"report": rep})
-			}
-			return printCleanup(cmd.OutOrStdout(), rep)
-		},
+		RunE: apiCall[publish.Report]{
+			g: g, app: &app,
+			check: func(cmd *cobra.Command, _ []string) error {
+				if !cmd.Flags().Changed("keep") {
+					return errors.New("--keep is required (the number of newest releases to keep)")
+				}
+				if keep < 1 {
+					return fmt.Errorf("--keep %d: must be at least 1", keep)
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client, _ []string) (publish.Report, error) {
+				return cl.cleanupApp(ctx, app, keep, dry)
+			},
+			json:  inKey[publish.Report]("report"),
+			human: printCleanup,
+		}.run,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&app, "app", "", "app id (required)")
