@@ -6,7 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# free_port prints a port nothing listens on (bash's /dev/tcp connect fails).
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port found" >&2; return 1
+}
 
 echo "== tools"
 bash infra/emulators/dynamodb-local.sh install
