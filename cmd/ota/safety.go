@@ -102,6 +102,7 @@ type statsAnswer struct {
 	Days     []string          `json:"days"`
 	Counts   []store.StatCount `json:"counts"`
 	Versions []versionStats    `json:"versions"`
+	Adoption []store.Adoption  `json:"adoption"`
 	sent     any               // the answer as the server sent it (what --json prints)
 }
 
@@ -260,6 +261,16 @@ func printStatus(w io.Writer, st statusAnswer) error {
 func printStats(w io.Writer, st statsAnswer) error {
 	if len(st.Days) > 0 {
 		fmt.Fprintf(w, "%s to %s (UTC days)\n\n", st.Days[0], st.Days[len(st.Days)-1])
+	}
+	if len(st.Adoption) > 0 {
+		t := newTable(w, "VERSION", "DEVICES ON IT")
+		for _, a := range st.Adoption {
+			t.row(a.Version, strconv.FormatInt(a.Devices, 10))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
 	}
 	if len(st.Versions) > 0 {
 		t := newTable(w, "VERSION", "INSTALLED", "FAILED", "SUCCESS RATE")

@@ -55,6 +55,11 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionInstalled}, 1); err != nil {
 			return err
 		}
+		if o.DeviceID != "" && o.Version != "" {
+			if err := s.Store.RecordInstall(ctx, o.AppID, o.DeviceID, o.Version); err != nil {
+				return err
+			}
+		}
 		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, false)
 	case OutcomeFailed:
 		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionFailed}, 1); err != nil {

@@ -378,7 +378,12 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		}
 		versions = append(versions, *v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"days": dayList, "counts": rows, "versions": versions})
+	adoption, err := s.Store.ListAdoption(r.Context(), a.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"days": dayList, "counts": rows, "versions": versions, "adoption": orEmpty(adoption)})
 }
 
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {

@@ -689,6 +689,7 @@ func sfStats(t *testing.T, b tableBackend) {
 			Failed      int64   `json:"failed"`
 			SuccessRate float64 `json:"success_rate"`
 		} `json:"versions"`
+		Adoption []store.Adoption `json:"adoption"`
 	}
 	get := func(q string) statsOut {
 		t.Helper()
@@ -734,6 +735,17 @@ func sfStats(t *testing.T, b tableBackend) {
 	}
 	if none := get("?channel=nope"); len(none.Counts) != 0 || len(none.Versions) != 0 {
 		t.Fatalf("unknown channel: %+v", none)
+	}
+	// Adoption: devices per version they last installed. d0-d2, d4, d5, d8 run 1.1.0,
+	// d9 runs 1.0.0; then d9 moves to 1.1.0 and d0 reports 1.1.0 again (no change).
+	e.sfReport("d9", "", "1.1.0", "installed")
+	e.sfReport("d0", "", "1.1.0", "installed")
+	adoption := map[string]int64{}
+	for _, a := range get("").Adoption {
+		adoption[a.Version] = a.Devices
+	}
+	if !reflect.DeepEqual(adoption, map[string]int64{"1.1.0": 7}) {
+		t.Fatalf("adoption %v, want 7 devices on 1.1.0 and none left on 1.0.0", adoption)
 	}
 }
 

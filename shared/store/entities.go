@@ -23,6 +23,7 @@ import (
 //   AUD#<app>             / <unixnano>#<rand>              AuditEntry
 //   APP#<app>             / FAILS#<version>                counter of failure reports (expires)
 //   APP#<app>             / RO#<channel>#<salt>#att|fail    rollout install attempts / failures
+//   APP#<app>             / ADOPT#<version>                devices whose last install was this version
 //   DEDUP#<app>#<hash>    / E                              stats de-duplication marker (expires)
 
 func appPK(app string) string { return "APP#" + app }
@@ -319,6 +320,52 @@ func (s *Store) FailureCount(ctx context.Context, app, version string) (int64, e
 		return 0, nil
 	}
 	return it.N, err
+}
+
+// ---- adoption
+
+// RecordInstall notes that device now runs version and moves it between the app's
+// per-version device counters (adoption). Repeated reports of the same version
+// change nothing.
+func (s *Store) RecordInstall(ctx context.Context, app, device, version string) error {
+	var prev string
+	changed := false
+	_, err := s.UpdateDevice(ctx, app, device, func(d *release.Device) error {
+		prev, changed = d.Version, d.Version != version
+		d.Version = version
+		return nil
+	})
+	if err != nil || !changed {
+		return err
+	}
+	if prev != "" {
+		if _, err := s.t.Add(ctx, appPK(app), "ADOPT#"+prev, -1, 0); err != nil {
+			return err
+		}
+	}
+	_, err = s.t.Add(ctx, appPK(app), "ADOPT#"+version, 1, 0)
+	return err
+}
+
+// Adoption is how many devices last reported running a version.
+type Adoption struct {
+	Version string `json:"version"`
+	Devices int64  `json:"devices"`
+}
+
+// ListAdoption returns the device count per version (versions with none left out).
+func (s *Store) ListAdoption(ctx context.Context, app string) ([]Adoption, error) {
+	items, err := s.t.Query(ctx, Query{PK: appPK(app), Prefix: "ADOPT#"})
+	if err != nil {
+		return nil, err
+	}
+	var out []Adoption
+	for _, it := range items {
+		if it.N > 0 {
+			out = append(out, Adoption{Version: it.SK[len("ADOPT#"):], Devices: it.N})
+		}
+	}
+	return out, nil
 }
 
 // ---- rollout health
