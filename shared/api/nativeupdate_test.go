@@ -525,8 +525,8 @@ func TestNativeUpdate13_ConfirmRecordsFailure(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("success confirm: %d", st)
 	}
-	if _, err := e.store.GetDevice(ctx, "com.example.app", "dev-ok"); err == nil {
-		t.Fatal("success wrote failure memory")
+	if d, err := e.store.GetDevice(ctx, "com.example.app", "dev-ok"); err != nil || len(d.Failed) != 0 || d.Version != "2.3.1" {
+		t.Fatalf("success: device record %+v %v, want version 2.3.1 (adoption) and no failure memory", d, err)
 	}
 }
 
