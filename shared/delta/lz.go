@@ -486,35 +486,7 @@ func (e *lzEncoder) find(p, maxLen int) (int, int) {
 }
 
 func (e *lzEncoder) litPrice(p int) uint32 {
-	m := e.m
-	S := e.S
-	st := e.state
-	price := bitPrice(m.isMatch[st<<posBits|uint32(p)&posMask], 0)
-	var prev byte
-	if p > 0 {
-		prev = S[p-1]
-	}
-	probs := m.litProbs(prev)
-	b := uint32(S[p])
-	if st < 7 {
-		return price + treePrice(probs, 8, b)
-	}
-	matchByte := uint32(S[p-int(e.reps[0])-1])
-	offs := uint32(0x100)
-	sym := uint32(1)
-	for i := 7; i >= 0; i-- {
-		matchByte <<= 1
-		bit := matchByte & offs
-		c := (b >> uint(i)) & 1
-		price += bitPrice(probs[offs+bit+sym], c)
-		sym = sym<<1 | c
-		if c == 0 {
-			offs &^= bit
-		} else {
-			offs &= bit
-		}
-	}
-	return price
+	return e.litPriceAt(p, e.state, uint32(e.reps[0]))
 }
 
 func (e *lzEncoder) emitLit(p int) {
