@@ -179,7 +179,8 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 		return a, nil
 	}
 	// Offer a patch only from exactly the version the device runs: it cannot apply
-	// any other. Only precomputed patches are offered (no work on the check path).
+	// any other. Only precomputed patches are offered (no work on the check path); a
+	// missing one is requested, so the next device on that version gets it.
 	from, err := s.cdFind(ctx, rel.AppID, cur)
 	if errors.Is(err, store.ErrNotFound) {
 		return a, nil
@@ -192,6 +193,9 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 	}
 	p, err := s.Store.GetPatch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
 	if errors.Is(err, store.ErrNotFound) {
+		if from.Status == release.StatusReady && from.Version != rel.Version {
+			s.requestPatch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
+		}
 		return a, nil
 	}
 	if err != nil {

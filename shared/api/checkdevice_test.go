@@ -266,3 +266,24 @@ func TestCheckDeviceRevertAndRolling(t *testing.T) {
 		t.Fatalf("revert: %d %s", st, b)
 	}
 }
+
+// A pair that was not precomputed: the device gets the full bundle at once, the pair
+// is computed in the background, and the next check offers the patch.
+func TestCheckDeviceRequestsMissingPatch(t *testing.T) {
+	e := newTestEnv(t)
+	e.createApp("com.example.app")
+	e.pipe.PatchBases = 0 // nothing precomputed
+	e.publish("com.example.app", "1.0.0", "")
+	e.publish("com.example.app", "1.0.1", "production")
+	body := map[string]string{"device_id": "d1", "channel_name": "production", "platform": "android", "current_update_id": "1.0.0"}
+	_, _, b := e.do("POST", "/apps/com.example.app/channels/check-device", body)
+	if m := jsonMap(t, b); m["available"] != true || m["patches"] != nil {
+		t.Fatalf("first check: %s", b)
+	}
+	e.srv.patchJobs.wait()
+	_, _, b = e.do("POST", "/apps/com.example.app/channels/check-device", body)
+	ps, _ := jsonMap(t, b)["patches"].([]any)
+	if len(ps) != 1 || ps[0].(map[string]any)["from"] != "1.0.0" {
+		t.Fatalf("second check offers no patch from 1.0.0: %s", b)
+	}
+}
