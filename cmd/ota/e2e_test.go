@@ -609,3 +609,88 @@ func TestE2ECapgoEncrypted(t *testing.T) {
 		t.Fatal("decrypted download does not match the bundle or its encrypted checksum")
 	}
 }
+
+// TestE2EDeviceSyncViaPatch: the real binaries end to end. otad serves; `ota release`
+// publishes v1 and v2 (v2 changes one file, adds one and drops one); `ota device
+// sync` on v1 moves to v2 through the precomputed patch and the live tree equals v2.
+func TestE2EDeviceSyncViaPatch(t *testing.T) {
+	ota, otad := buildBinaries(t)
+	srv := startOtad(t, otad, []string{"OTA_ADMIN_KEY=" + e2eAdminKey})
+	env := []string{"OTA_SERVER=" + srv.base, "OTA_API_KEY=" + e2eAdminKey}
+	run := func(args ...string) otaResult { return runOta(t, ota, "", env, args...) }
+	const app = "com.example.sync"
+	tmp := t.TempDir()
+	v1, v2 := filepath.Join(tmp, "v1"), filepath.Join(tmp, "v2")
+	copyDir(t, quickstartWWW, v1)
+	copyDir(t, quickstartWWW, v2)
+	if err := os.WriteFile(filepath.Join(v2, "app.js"), []byte("console.log('v2');\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v2, "assets-new.js"), []byte("export const x = 2;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(v2, "style.css")); err != nil {
+		t.Fatal(err)
+	}
+	if r := run("app", "create", app); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run("release", v1, "--app", app, "--version", "1.0.0", "--channel", "production"); r.code != 0 {
+		t.Fatal(r)
+	}
+	dev := filepath.Join(tmp, "device")
+	var res struct{ Action, From, To, Via string }
+	okJSON(t, run, &res, "device", "sync", "--app", app, "--dir", dev)
+	if res.Action != "updated" || res.To != "1.0.0" || res.Via != "full" {
+		t.Fatalf("first sync: %+v", res)
+	}
+	if r := run("release", v2, "--app", app, "--version", "1.0.1", "--channel", "production"); r.code != 0 {
+		t.Fatal(r)
+	}
+	// No wait: otad's own channel change drops its state cache at once.
+	okJSON(t, run, &res, "device", "sync", "--app", app, "--dir", dev)
+	if res.Action != "updated" || res.From != "1.0.0" || res.To != "1.0.1" || res.Via != "patch" {
+		t.Fatalf("second sync: %+v", res)
+	}
+	if err := sameTree(filepath.Join(dev, "current"), v2); err != nil {
+		t.Fatalf("live tree after the patch: %v", err)
+	}
+}
+
+// sameTree reports how two folders differ (files and contents; symlinked roots followed).
+func sameTree(got, want string) error {
+	read := func(root string) (map[string]string, error) {
+		root, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			rel, _ := filepath.Rel(root, p)
+			out[filepath.ToSlash(rel)] = string(b)
+			return err
+		})
+		return out, err
+	}
+	g, err := read(got)
+	if err != nil {
+		return err
+	}
+	w, err := read(want)
+	if err != nil {
+		return err
+	}
+	for k, v := range w {
+		if g[k] != v {
+			return fmt.Errorf("%s differs or is missing", k)
+		}
+	}
+	if len(g) != len(w) {
+		return fmt.Errorf("%d files, want %d", len(g), len(w))
+	}
+	return nil
+}
