@@ -27,6 +27,7 @@ import (
 
 	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/sign"
+	"github.com/otakit/ota/shared/testenv"
 	"github.com/otakit/ota/shared/urlsign"
 )
 
@@ -253,28 +254,6 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// copyDir copies a small folder tree.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestE2EPublishAndServe(t *testing.T) {
 	ota, otad := buildBinaries(t)
 	srv := startOtad(t, otad, []string{"OTA_ADMIN_KEY=" + e2eAdminKey})
@@ -381,7 +360,7 @@ func TestE2EPublishAndServe(t *testing.T) {
 
 	// 1.0.1 from a changed copy of the bundle; the device on 1.0.0 gets it.
 	www2 := filepath.Join(tmp, "www2")
-	copyDir(t, quickstartWWW, www2)
+	testenv.CopyTree(t, quickstartWWW, www2)
 	if err := os.WriteFile(filepath.Join(www2, "style.css"), []byte("body { color: #123456; }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -621,8 +600,8 @@ func TestE2EDeviceSyncViaPatch(t *testing.T) {
 	const app = "com.example.sync"
 	tmp := t.TempDir()
 	v1, v2 := filepath.Join(tmp, "v1"), filepath.Join(tmp, "v2")
-	copyDir(t, quickstartWWW, v1)
-	copyDir(t, quickstartWWW, v2)
+	testenv.CopyTree(t, quickstartWWW, v1)
+	testenv.CopyTree(t, quickstartWWW, v2)
 	if err := os.WriteFile(filepath.Join(v2, "app.js"), []byte("console.log('v2');\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

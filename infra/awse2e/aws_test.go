@@ -212,7 +212,8 @@ func TestPublishAndCheckOnEmulators(t *testing.T) {
 	if out, err := e.ota(t, "app", "create", app); err != nil {
 		t.Fatalf("app create: %v %s", err, out)
 	}
-	v2 := copyTree(t, "../../testdata/quickstart/www")
+	v2 := t.TempDir()
+	testenv.CopyTree(t, "../../testdata/quickstart/www", v2)
 	if err := os.WriteFile(filepath.Join(v2, "app.js"), []byte("console.log('v1.0.2: a changed file');\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -445,27 +446,4 @@ func sameAsFolder(got, want string) error {
 		return fmt.Errorf("%d files, want %d", n, files)
 	}
 	return nil
-}
-
-// copyTree copies a folder of regular files into a temp dir.
-func copyTree(t *testing.T, src string) string {
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
 	"github.com/otakit/ota/shared/store/bolt"
+	"github.com/otakit/ota/shared/testenv"
 )
 
 const capgoApp = "com.example.demo"
@@ -383,20 +384,7 @@ func (e *testEnv) capgoPublishEncrypted(version string, enc []byte, sigs release
 	if err != nil {
 		e.t.Fatalf("create encrypted release: %v", err)
 	}
-	if up != nil {
-		req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(enc))
-		for k, v := range up.Headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			e.t.Fatalf("upload encrypted release: status %d", resp.StatusCode)
-		}
-	}
+	e.upload(up, enc)
 	r, err := e.store.GetRelease(ctx, capgoApp, version)
 	if err != nil {
 		e.t.Fatal(err)
@@ -414,7 +402,7 @@ func (e *testEnv) capgoPublishEncrypted(version string, enc []byte, sigs release
 // capgoEncryptedRelease makes an app bundle encrypted with key and publishes it.
 func (e *testEnv) capgoEncryptedRelease(version string, key *rsa.PrivateKey) (zip, enc []byte, sigs release.Signatures) {
 	e.t.Helper()
-	zip = makeZip(e.t, map[string]string{"index.html": "<html>" + version + "</html>", "js/app.js": "CapacitorUpdater.notifyAppReady()"})
+	zip = testenv.Zip(e.t, map[string]string{"index.html": "<html>" + version + "</html>", "js/app.js": "CapacitorUpdater.notifyAppReady()"})
 	enc, sessionKey, checksum, err := sign.CapgoEncrypt(key, zip)
 	if err != nil {
 		e.t.Fatal(err)
@@ -561,7 +549,7 @@ func TestCapgo03_NoUpdateAnswersAre200WithKind(t *testing.T) {
 func TestCapgo04_UpdateAnswerShape(t *testing.T) {
 	e := newTestEnv(t)
 	e.createApp(capgoApp)
-	z := makeZip(t, map[string]string{"index.html": "<html>2</html>", "js/app.js": "x"})
+	z := testenv.Zip(t, map[string]string{"index.html": "<html>2</html>", "js/app.js": "x"})
 	e.publishZip(capgoApp, publish.Input{Version: "1.2.0", Notes: "Fixes the login screen"}, z, "production")
 
 	for _, fixture := range []string{"updates_android_8.json", "updates_ios_7.json"} {
@@ -606,7 +594,7 @@ func TestCapgo05_ManifestUpdateHasAbsoluteURL(t *testing.T) {
 func TestCapgo06_TypesDataStringsBreakingBool(t *testing.T) {
 	e := newTestEnv(t)
 	e.createApp(capgoApp)
-	z := makeZip(t, map[string]string{"index.html": "<html>3</html>"})
+	z := testenv.Zip(t, map[string]string{"index.html": "<html>3</html>"})
 	e.publishZip(capgoApp, publish.Input{Version: "3.0.0", MinNative: "3.0.0", Notes: "needs the new binary", Mandatory: true}, z, "production")
 
 	dev := capgoDevice(t, "", "2.0.0", map[string]any{"version_build": "2.0.0"})
@@ -745,7 +733,7 @@ func TestCapgo10_UpToDateAndNativeTooOld(t *testing.T) {
 	st, h, m := e.capgoCheck(capgoDevice(t, "", "1.0.1", nil))
 	capgoWantNoUpdate(t, st, h, m, "up_to_date", "no_new_version_available")
 
-	z := makeZip(t, map[string]string{"index.html": "<html>2</html>"})
+	z := testenv.Zip(t, map[string]string{"index.html": "<html>2</html>"})
 	e.publishZip(capgoApp, publish.Input{Version: "2.0.0", MinNative: "2.0.0"}, z, "production")
 	st, h, m = e.capgoCheck(capgoDevice(t, "", "1.0.1", map[string]any{"version_build": "1.9.9"}))
 	capgoWantNoUpdate(t, st, h, m, "blocked", "disable_auto_update_under_native")
@@ -794,7 +782,7 @@ func TestCapgo12_ManifestListsEveryFile(t *testing.T) {
 		"www/assets/empty.txt":  "",
 		"www/assets/deep/x.css": strings.Repeat("body{}", 500),
 	}
-	z := makeZip(t, files)
+	z := testenv.Zip(t, files)
 	e.publishZip(capgoApp, publish.Input{Version: "1.1.0"}, z, "production")
 
 	st, _, m := e.capgoCheck(capgoDevice(t, "", "1.0.0", nil))
@@ -837,7 +825,7 @@ func TestCapgo12_ManifestListsEveryFile(t *testing.T) {
 
 	// A bundle holding a real ".br" file would be mangled by the plugin (it strips .br
 	// and decompresses): such a release is served as the zip alone.
-	zb := makeZip(t, map[string]string{"index.html": "<html>br</html>", "js/app.js.br": "\x0b\x02\x80hi\x03"})
+	zb := testenv.Zip(t, map[string]string{"index.html": "<html>br</html>", "js/app.js.br": "\x0b\x02\x80hi\x03"})
 	e.publishZip(capgoApp, publish.Input{Version: "1.2.0"}, zb, "production")
 	st, _, m = e.capgoCheck(capgoDevice(t, "", "1.1.0", nil))
 	capgoWantUpdate(t, st, m)
@@ -852,7 +840,7 @@ func TestCapgo13_RangeResume(t *testing.T) {
 	e := newTestEnv(t)
 	e.createApp(capgoApp)
 	files := map[string]string{"index.html": "<html>" + strings.Repeat("range ", 100) + "</html>", "js/app.js": strings.Repeat("x", 300)}
-	z := makeZip(t, files)
+	z := testenv.Zip(t, files)
 	e.publishZip(capgoApp, publish.Input{Version: "1.0.1"}, z, "production")
 	st, _, m := e.capgoCheck(capgoDevice(t, "", "1.0.0", nil))
 	capgoWantUpdate(t, st, m)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
 	"github.com/otakit/ota/shared/store/bolt"
+	"github.com/otakit/ota/shared/testenv"
 	"github.com/otakit/ota/shared/urlsign"
 )
 
@@ -82,29 +81,6 @@ func (e *testEnv) createApp(id string) release.App {
 	return a
 }
 
-// makeZip builds a deterministic zip of files (path -> content).
-func makeZip(t testing.TB, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Deflate, Modified: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, files[n])
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func sha256hex(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
 
 // publishZip runs the real pipeline: create the release, upload through the signed
@@ -117,20 +93,7 @@ func (e *testEnv) publishZip(app string, in publish.Input, zipBytes []byte, chan
 	if err != nil {
 		e.t.Fatalf("create release: %v", err)
 	}
-	if up != nil {
-		req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(zipBytes))
-		for k, v := range up.Headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			e.t.Fatalf("upload: status %d", resp.StatusCode)
-		}
-	}
+	e.upload(up, zipBytes)
 	r, err := e.store.GetRelease(ctx, app, in.Version)
 	if err != nil || r.Status != release.StatusReady {
 		e.t.Fatalf("release %s not ready: %+v %v", in.Version, r, err)
@@ -141,10 +104,30 @@ func (e *testEnv) publishZip(app string, in publish.Input, zipBytes []byte, chan
 	return r
 }
 
+// upload sends data to a presigned upload (nil: nothing to upload) as the CLI does.
+func (e *testEnv) upload(up *blob.Upload, data []byte) {
+	e.t.Helper()
+	if up == nil {
+		return
+	}
+	req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(data))
+	for k, v := range up.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("upload: status %d", resp.StatusCode)
+	}
+}
+
 // publish is publishZip with a small generated bundle.
 func (e *testEnv) publish(app, version, channel string) (release.Release, []byte) {
 	e.t.Helper()
-	z := makeZip(e.t, map[string]string{"index.html": "<html>" + version + "</html>", "js/app.js": "console.log('" + version + "')", "assets/logo.svg": "<svg/>"})
+	z := testenv.Zip(e.t, map[string]string{"index.html": "<html>" + version + "</html>", "js/app.js": "console.log('" + version + "')", "assets/logo.svg": "<svg/>"})
 	return e.publishZip(app, publish.Input{Version: version}, z, channel), z
 }
 

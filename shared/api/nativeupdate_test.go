@@ -23,6 +23,7 @@ import (
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
+	"github.com/otakit/ota/shared/testenv"
 )
 
 // ---- helpers for the adapter tests (native-update, Flux, seed, check-device, cross)
@@ -83,7 +84,7 @@ func adClientPublicKey(t testing.TB) *rsa.PublicKey {
 
 // adBundleZip is a small valid bundle whose content depends on version.
 func adBundleZip(t testing.TB, version string) []byte {
-	return makeZip(t, map[string]string{
+	return testenv.Zip(t, map[string]string{
 		"index.html":      "<!doctype html><html><body>" + version + "</body></html>",
 		"js/app.js":       "console.log('" + version + "');" + strings.Repeat("/* padding */", 40),
 		"assets/logo.svg": "<svg/>",

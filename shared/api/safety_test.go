@@ -16,6 +16,7 @@ import (
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/testenv"
 )
 
 // Release safety through real HTTP: staged rollouts, automatic halts, failure
@@ -821,7 +822,7 @@ func sfBadInput(t *testing.T, b tableBackend) {
 	e.publish(sfApp, "1.0.0", "production")
 	e.publish(sfApp, "1.1.0", "")
 	e.sfOK("PUT", "/v1/apps/"+sfApp+"/channels/empty", map[string]any{"public": true}) // a channel without a release
-	pending := makeZip(t, map[string]string{"index.html": "pending"})
+	pending := testenv.Zip(t, map[string]string{"index.html": "pending"})
 	if _, _, err := e.pipe.Create(context.Background(), publish.Input{AppID: sfApp, Version: "1.2.0", SHA256: sha256hex(pending), Size: int64(len(pending))}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
 	"github.com/otakit/ota/shared/store/bolt"
+	"github.com/otakit/ota/shared/testenv"
 	"github.com/otakit/ota/shared/urlsign"
 )
 
@@ -61,26 +60,10 @@ func newServer(t *testing.T) *server {
 	return &server{url: hs.URL, st: st, pipe: pipe, blobs: blobs}
 }
 
-func zipOf(t testing.TB, files map[string]string) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		w, _ := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Deflate})
-		w.Write([]byte(files[n]))
-	}
-	zw.Close()
-	return buf.Bytes()
-}
-
 // release publishes files as version and makes it the channel's stable release.
 func (s *server) release(t *testing.T, version string, files map[string]string) {
 	t.Helper()
-	z := zipOf(t, files)
+	z := testenv.Zip(t, files)
 	if _, err := s.pipe.PublishBytes(context.Background(), publish.Input{AppID: "com.example.app", Version: version}, z); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +145,7 @@ func TestSyncFullThenPatch(t *testing.T) {
 	if got := treeOf(t, c.LiveDir()); !sameTree(got, bundleFiles("1.0.1")) {
 		t.Fatalf("live tree differs from 1.0.1")
 	}
-	full := int64(len(zipOf(t, bundleFiles("1.0.1"))))
+	full := int64(len(testenv.Zip(t, bundleFiles("1.0.1"))))
 	if res.Bytes >= full {
 		t.Fatalf("patch download %d bytes, full bundle %d", res.Bytes, full)
 	}

@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
 	"github.com/otakit/ota/shared/store/bolt"
+	"github.com/otakit/ota/shared/testenv"
 	"github.com/otakit/ota/shared/urlsign"
 )
 
@@ -56,23 +56,12 @@ func newPipeline(t *testing.T) (*Pipeline, *blob.Local) {
 	return NewPipeline(st, blobs, nil), blobs
 }
 
-func testZip(t *testing.T, files map[string]string) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for n, c := range files {
-		w, _ := zw.Create(n)
-		io.WriteString(w, c)
-	}
-	zw.Close()
-	return buf.Bytes()
-}
-
 // TestCrashHalfwayThenRetry: an ingest that dies after storing some files leaves the
 // release pending (invisible); the retried event finishes it.
 func TestCrashHalfwayThenRetry(t *testing.T) {
 	p, blobs := newPipeline(t)
 	ctx := context.Background()
-	z := testZip(t, map[string]string{"index.html": "<html>", "a.js": "a", "b.js": "b", "c.css": "c"})
+	z := testenv.Zip(t, map[string]string{"index.html": "<html>", "a.js": "a", "b.js": "b", "c.css": "c"})
 	in := Input{AppID: "app", Version: "1.0.0", SHA256: sign.SHA256Hex(z), Size: int64(len(z))}
 	if _, _, err := p.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -108,8 +97,8 @@ func TestIngestRejects(t *testing.T) {
 		uploaded   []byte
 	}{
 		{"not a zip", "zip_invalid", []byte("hello, not a zip"), []byte("hello, not a zip")},
-		{"no index.html", "no_index_html", testZip(t, map[string]string{"app.js": "x"}), testZip(t, map[string]string{"app.js": "x"})},
-		{"other bytes", "checksum_mismatch", testZip(t, map[string]string{"index.html": "1"}), testZip(t, map[string]string{"index.html": "2"})},
+		{"no index.html", "no_index_html", testenv.Zip(t, map[string]string{"app.js": "x"}), testenv.Zip(t, map[string]string{"app.js": "x"})},
+		{"other bytes", "checksum_mismatch", testenv.Zip(t, map[string]string{"index.html": "1"}), testenv.Zip(t, map[string]string{"index.html": "2"})},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +151,7 @@ func TestCreateValidation(t *testing.T) {
 func TestCreateIsIdempotentAndVersionsImmutable(t *testing.T) {
 	p, _ := newPipeline(t)
 	ctx := context.Background()
-	z := testZip(t, map[string]string{"index.html": "x"})
+	z := testenv.Zip(t, map[string]string{"index.html": "x"})
 	in := Input{AppID: "app", Version: "1.0.0"}
 	r, err := p.PublishBytes(ctx, in, z)
 	if err != nil || r.Status != release.StatusReady {
@@ -172,11 +161,11 @@ func TestCreateIsIdempotentAndVersionsImmutable(t *testing.T) {
 		t.Fatalf("same bytes again: %v", err)
 	}
 	var pe *Error
-	if _, err := p.PublishBytes(ctx, in, testZip(t, map[string]string{"index.html": "y"})); !errors.As(err, &pe) || pe.Code != "version_exists" {
+	if _, err := p.PublishBytes(ctx, in, testenv.Zip(t, map[string]string{"index.html": "y"})); !errors.As(err, &pe) || pe.Code != "version_exists" {
 		t.Fatalf("other bytes: %v", err)
 	}
-	r2, _ := p.PublishBytes(ctx, Input{AppID: "app", Version: "1.0.1", BuildNumber: 40}, testZip(t, map[string]string{"index.html": "z"}))
-	r3, _ := p.PublishBytes(ctx, Input{AppID: "app", Version: "1.0.2"}, testZip(t, map[string]string{"index.html": "w"}))
+	r2, _ := p.PublishBytes(ctx, Input{AppID: "app", Version: "1.0.1", BuildNumber: 40}, testenv.Zip(t, map[string]string{"index.html": "z"}))
+	r3, _ := p.PublishBytes(ctx, Input{AppID: "app", Version: "1.0.2"}, testenv.Zip(t, map[string]string{"index.html": "w"}))
 	if r2.BuildNumber != 40 || r3.BuildNumber != 41 {
 		t.Fatalf("build numbers %d, %d: want 40 then 41 (highest + 1)", r2.BuildNumber, r3.BuildNumber)
 	}

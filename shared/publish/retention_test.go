@@ -1,12 +1,10 @@
 package publish
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -21,6 +19,7 @@ import (
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
 	"github.com/otakit/ota/shared/store/bolt"
+	"github.com/otakit/ota/shared/testenv"
 	"github.com/otakit/ota/shared/urlsign"
 )
 
@@ -60,28 +59,6 @@ func newRetEnv(t *testing.T) *retEnv {
 	return &retEnv{t: t, st: st, blobs: blobs, pipe: NewPipeline(st, blobs, nil), clock: clock}
 }
 
-func zipOf(t testing.TB, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Deflate, Modified: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, files[n])
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func (e *retEnv) app(id string) {
 	e.t.Helper()
 	if err := e.st.CreateApp(context.Background(), release.App{ID: id, DefaultChannel: "production", CreatedAt: e.clock.now()}); err != nil {
@@ -96,7 +73,7 @@ func (e *retEnv) publish(app, version string, files map[string]string) {
 	for k, v := range files {
 		all[k] = v
 	}
-	r, err := e.pipe.PublishBytes(context.Background(), Input{AppID: app, Version: version}, zipOf(e.t, all))
+	r, err := e.pipe.PublishBytes(context.Background(), Input{AppID: app, Version: version}, testenv.Zip(e.t, all))
 	if err != nil || r.Status != release.StatusReady {
 		e.t.Fatalf("publish %s@%s: %v (status %s)", app, version, err, r.Status)
 	}
@@ -243,7 +220,7 @@ func TestCleanup(t *testing.T) {
 	e.failed("a", "1.0.7-bad")
 	e.publish("b", "9.0.0", map[string]string{"shared.txt": "three"}) // same bytes as a@1.0.3's only3.txt
 	// A pending release (never uploaded).
-	pend := zipOf(t, map[string]string{"index.html": "pending"})
+	pend := testenv.Zip(t, map[string]string{"index.html": "pending"})
 	if _, _, err := e.pipe.Create(ctx, Input{AppID: "a", Version: "1.0.8-pending", SHA256: sign.SHA256Hex(pend), Size: int64(len(pend))}); err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +369,7 @@ func TestCleanupWaitsForIngest(t *testing.T) {
 	e.app("b")
 	e.publish("a", "1.0.0", map[string]string{"a.js": "old"})
 	e.publish("a", "1.0.1", map[string]string{"a.js": "new"})
-	z := zipOf(t, map[string]string{"index.html": "<html>b</html>", "a.js": "old"})
+	z := testenv.Zip(t, map[string]string{"index.html": "<html>b</html>", "a.js": "old"})
 	if _, _, err := e.pipe.Create(ctx, Input{AppID: "b", Version: "2.0.0", SHA256: sign.SHA256Hex(z), Size: int64(len(z))}); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +422,7 @@ func TestCleanupRepairsRacingIngest(t *testing.T) {
 	rb := &raceBlobs{Store: e.blobs, key: fileKey("shared later")}
 	e.pipe.Blobs = rb
 	rb.hook = func() {
-		z := zipOf(t, map[string]string{"index.html": "<html>a</html>", "b.js": "shared later"})
+		z := testenv.Zip(t, map[string]string{"index.html": "<html>a</html>", "b.js": "shared later"})
 		r, err := e.pipe.PublishBytes(ctx, Input{AppID: "a", Version: "1.0.2"}, z)
 		if err != nil || r.Status != release.StatusReady {
 			t.Errorf("publish during sweep: %v %s", err, r.Status)
