@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/publish"
@@ -167,8 +166,8 @@ func (s *Server) fluxVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, fluxInfo(&rel))
 }
 
-// fluxChunk streams the full chunk through the server: Flux accepts only a 200, so
-// no redirect, and an exact Content-Length.
+// fluxChunk serves the full chunk (serveObject: the bytes with an exact
+// Content-Length, or a redirect that Dart's http client follows to the final 200).
 func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 	app, version := r.PathValue("appId"), r.PathValue("version")
 	if err := s.fluxReadAuth(r, app); err != nil {
@@ -185,7 +184,8 @@ func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 		s.fluxFail(w, r, err)
 		return
 	}
-	if err := s.streamObject(w, r, blob.BundleKey(app, rel.Version), "application/octet-stream", "public, max-age=31536000, immutable"); errors.Is(err, blob.ErrNotFound) {
+	d := download{key: blob.BundleKey(app, rel.Version), contentType: "application/octet-stream", cacheControl: immutableCache}
+	if err := s.serveObject(w, r, d); errors.Is(err, blob.ErrNotFound) {
 		notFound()
 	} else if err != nil {
 		s.fluxFail(w, r, err)
@@ -227,36 +227,12 @@ func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 		s.fluxFail(w, r, err)
 		return
 	}
-	if err := s.streamObject(w, r, p.Key, "application/octet-stream", "public, max-age=31536000, immutable"); errors.Is(err, blob.ErrNotFound) {
+	d := download{key: p.Key, contentType: "application/octet-stream", cacheControl: immutableCache}
+	if err := s.serveObject(w, r, d); errors.Is(err, blob.ErrNotFound) {
 		notFound()
 	} else if err != nil {
 		s.fluxFail(w, r, err)
 	}
-}
-
-// streamObject copies a stored object to w with its exact Content-Length. Errors
-// before the first byte are returned (the caller answers them); later ones are
-// logged, the connection then ends short of Content-Length.
-func (s *Server) streamObject(w http.ResponseWriter, r *http.Request, key, contentType, cacheControl string) error {
-	rc, info, err := s.Blobs.Open(r.Context(), key, 0)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	if cacheControl != "" {
-		h.Set("Cache-Control", cacheControl)
-	}
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return nil
-	}
-	if _, err := io.CopyN(w, rc, info.Size); err != nil {
-		s.Log.Warn("stream interrupted", "key", key, "err", err)
-	}
-	return nil
 }
 
 // ---- upload

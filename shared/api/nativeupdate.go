@@ -345,13 +345,6 @@ func (s *Server) servableRelease(ctx context.Context, app, version string) (rele
 	return rel, nil
 }
 
-// redirectNoStore answers 302 to a short-lived signed URL; the redirect itself must
-// not be cached (the URL expires, the object behind it does not).
-func redirectNoStore(w http.ResponseWriter, u string) {
-	w.Header().Set("Location", u)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusFound)
-}
 
 // normDeviceID makes device ids comparable across adapters: UUIDs arrive in either
 // case depending on platform and plugin (the Capgo adapter lowercases them too), and

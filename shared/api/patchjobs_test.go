@@ -74,13 +74,13 @@ func TestFluxMissingPatchOnLambdaLeavesMarker(t *testing.T) {
 	pipe := publish.NewPipeline(e.store, blobs, nil)
 	check := New(Deps{Store: e.store, Blobs: blobs, URLs: cdn.Local{Signer: e.signer, BaseURL: e.http.URL}, Pipeline: pipe},
 		Config{StateTTL: time.Nanosecond}).Handler(GroupCheck)
-	get := func() int {
+	get := func() (int, string) {
 		w := httptest.NewRecorder()
 		check.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/flux/patches/com.example.notes/1.1.0/1.0.0", nil))
-		return w.Code
+		return w.Code, w.Header().Get("Location")
 	}
 	for range 3 {
-		if st := get(); st != 404 {
+		if st, _ := get(); st != 404 {
 			t.Fatalf("missing patch: %d", st)
 		}
 	}
@@ -97,8 +97,15 @@ func TestFluxMissingPatchOnLambdaLeavesMarker(t *testing.T) {
 	if err := pipe.HandlePatchRequest(ctx, marker); err != nil {
 		t.Fatal(err)
 	}
-	if st := get(); st != 200 {
-		t.Fatalf("after the patch function: %d", st)
+	// No bytes through a Lambda: the patch is a redirect to its signed URL.
+	st, loc := get()
+	if st != http.StatusFound || loc == "" {
+		t.Fatalf("after the patch function: %d, Location %q; want 302 to the patch", st, loc)
+	}
+	if resp, err := http.Get(loc); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("following the redirect: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if _, err := e.blobs.Stat(ctx, marker); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("marker not deleted: %v", err)

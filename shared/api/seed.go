@@ -3,10 +3,8 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/release"
@@ -138,7 +136,7 @@ func (s *Server) seedDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	version := r.URL.Query().Get("version")
 	var rel *release.Release
-	cache := "public, max-age=31536000, immutable"
+	cache := immutableCache
 	if version != "" {
 		x, err := s.servableRelease(ctx, t.app, version)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -161,7 +159,8 @@ func (s *Server) seedDownload(w http.ResponseWriter, r *http.Request) {
 		seedError(w, http.StatusNotFound, seedNotAvailable)
 		return
 	}
-	err := s.serveObjectRange(w, r, blob.BundleKey(rel.AppID, rel.Version), "application/zip", `"`+rel.SHA256+`"`, cache)
+	err := s.serveObject(w, r, download{key: blob.BundleKey(rel.AppID, rel.Version), contentType: "application/zip",
+		etag: `"` + rel.SHA256 + `"`, cacheControl: cache})
 	if errors.Is(err, blob.ErrNotFound) {
 		seedError(w, http.StatusNotFound, seedNotAvailable)
 	} else if err != nil {
@@ -169,85 +168,3 @@ func (s *Server) seedDownload(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveObjectRange serves a stored object with Range, If-None-Match and HEAD support
-// (http.ServeContent over a seeker that reopens the object at each offset, so it
-// works the same on the local folder and on S3). Errors before the first byte are
-// returned for the caller to answer.
-func (s *Server) serveObjectRange(w http.ResponseWriter, r *http.Request, key, contentType, etag, cacheControl string) error {
-	info, err := s.Blobs.Stat(r.Context(), key)
-	if err != nil {
-		return err
-	}
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Accept-Ranges", "bytes")
-	if etag != "" {
-		h.Set("ETag", etag)
-	}
-	if cacheControl != "" {
-		h.Set("Cache-Control", cacheControl)
-	}
-	rs := &blobSeeker{ctx: r.Context(), st: s.Blobs, key: key, size: info.Size}
-	defer rs.Close()
-	http.ServeContent(w, r, "", time.Time{}, rs)
-	return nil
-}
-
-// blobSeeker is an io.ReadSeeker over a stored object: Seek only moves the offset,
-// the next Read opens the object there.
-type blobSeeker struct {
-	ctx  context.Context
-	st   blob.Store
-	key  string
-	size int64
-	off  int64
-	rc   io.ReadCloser
-}
-
-func (b *blobSeeker) Read(p []byte) (int, error) {
-	if b.off >= b.size {
-		return 0, io.EOF
-	}
-	if b.rc == nil {
-		rc, _, err := b.st.Open(b.ctx, b.key, b.off)
-		if err != nil {
-			return 0, err
-		}
-		b.rc = rc
-	}
-	n, err := b.rc.Read(p)
-	b.off += int64(n)
-	return n, err
-}
-
-func (b *blobSeeker) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = b.off + offset
-	case io.SeekEnd:
-		abs = b.size + offset
-	default:
-		return 0, errors.New("blobSeeker: invalid whence")
-	}
-	if abs < 0 {
-		return 0, errors.New("blobSeeker: negative position")
-	}
-	if abs != b.off && b.rc != nil {
-		b.rc.Close()
-		b.rc = nil
-	}
-	b.off = abs
-	return abs, nil
-}
-
-func (b *blobSeeker) Close() error {
-	if b.rc != nil {
-		err := b.rc.Close()
-		b.rc = nil
-		return err
-	}
-	return nil
-}
