@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
@@ -34,6 +35,10 @@ type Config struct {
 	MaxJSONBody int64
 	// MaxUploadBody limits bundle uploads received by otad or inline (Flux).
 	MaxUploadBody int64
+	// AccessLogEvery logs one request line in N (0 or 1: every request). Server
+	// errors are always logged. On Lambda each line is billed CloudWatch ingestion
+	// while the platform's own REPORT line already counts every invocation.
+	AccessLogEvery int
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +77,7 @@ type Deps struct {
 type Server struct {
 	Deps
 	cfg       Config
+	requests  atomic.Uint64 // for access log sampling
 	state     *stateCache
 	manifests *manifestCache
 	patchJobs *patchJobs
@@ -134,11 +140,23 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					writeError(sw, http.StatusInternalServerError, "internal", "internal error")
 				}
 			}
-			s.Log.Info("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", sw.status,
-				"bytes", sw.bytes, "ms", time.Since(start).Milliseconds())
+			s.logRequest(r, sw, time.Since(start))
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// logRequest writes the access line: always for a server error, else one in
+// AccessLogEvery.
+func (s *Server) logRequest(r *http.Request, sw *statusWriter, d time.Duration) {
+	level := slog.LevelInfo
+	if sw.status >= 500 {
+		level = slog.LevelError
+	} else if every := uint64(max(s.cfg.AccessLogEvery, 1)); s.requests.Add(1)%every != 0 {
+		return
+	}
+	s.Log.Log(r.Context(), level, "request", "method", r.Method, "path", redactPath(r.URL.Path), "status", sw.status,
+		"bytes", sw.bytes, "ms", d.Milliseconds())
 }
 
 // baseURL is the absolute base for URLs in answers.
