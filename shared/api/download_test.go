@@ -41,7 +41,8 @@ func TestLambdaDownloadRoutesRedirect(t *testing.T) {
 	e := newTestEnv(t)
 	const app = "com.example.big"
 	e.createApp(app)
-	z1, z2 := bigZip(t, "1.0.0", 7<<20), bigZip(t, "1.0.1", 7<<20)
+	e.pipe.PatchBases = 0 // the Flux patch below is made on purpose; tree patches are not needed here
+	z1, z2 := bigZip(t, "1.0.0", 64<<10), bigZip(t, "1.0.1", 7<<20)
 	e.publishZip(app, publish.Input{Version: "1.0.0"}, z1, "")
 	e.publishZip(app, publish.Input{Version: "1.0.1"}, z2, "production")
 	ctx := context.Background()
@@ -72,7 +73,7 @@ func TestLambdaDownloadRoutesRedirect(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, method := range []string{"GET", "HEAD"} {
-			resp := invokeLambda(t, fn, method, c.path)
+			resp := invokeLambda(t, fn, method, c.path, "")
 			raw, _ := json.Marshal(resp)
 			if len(raw) >= lambdaResponseLimit {
 				t.Fatalf("%s %s: %d-byte Lambda response, over the 6 MB limit", method, c.path, len(raw))
@@ -102,14 +103,17 @@ func TestLambdaDownloadRoutesRedirect(t *testing.T) {
 
 // invokeLambda calls a Lambda handler with the API Gateway HTTP API event for path.
 func invokeLambda(t *testing.T, fn func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error),
-	method, path string) events.APIGatewayV2HTTPResponse {
+	method, path, body string) events.APIGatewayV2HTTPResponse {
 	t.Helper()
 	u, err := url.Parse(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "$default", RawPath: u.Path, RawQueryString: u.RawQuery,
-		Headers: map[string]string{"host": "api.example.com", "x-forwarded-proto": "https"}}
+		Headers: map[string]string{"host": "api.example.com", "x-forwarded-proto": "https"}, Body: body}
+	if body != "" {
+		ev.Headers["content-type"] = "application/json"
+	}
 	ev.RequestContext.HTTP.Method, ev.RequestContext.HTTP.Path = method, u.Path
 	resp, err := fn(context.Background(), ev)
 	if err != nil {
@@ -120,4 +124,31 @@ func invokeLambda(t *testing.T, fn func(context.Context, events.APIGatewayV2HTTP
 		t.Fatalf("%s %s: the function returned %d bytes of the zip", method, path, len(b))
 	}
 	return resp
+}
+
+// On AWS an inline Flux upload travels as a JSON byte array inside a 6 MB Lambda
+// payload: over LambdaFluxChunkLimit the upload function answers 413
+// payload_too_large naming the CLI's presigned upload, whatever the bytes are; below
+// it, and on otad, the same upload works.
+func TestLambdaFluxInlineUploadLimit(t *testing.T) {
+	e := newTestEnv(t)
+	key := e.fluxApp("com.example.notes", fluxDevSecret)
+	upload := lambdahttp.Handler(New(Deps{Store: e.store, Blobs: e.blobs, URLs: cdn.Local{Signer: e.signer, BaseURL: e.http.URL},
+		Pipeline: e.pipe}, Config{}).Mount(UploadRoutes()))
+	zeros := make([]byte, LambdaFluxChunkLimit+1) // "0," per byte: ~2.8 MB of JSON, under 6 MB
+	resp := invokeLambda(t, upload, "POST", "/flux/k/"+key+"/releases", fluxBody("com.example.notes", "1.0.0", 1, zeros))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(resp.Body, `"error":"payload_too_large"`) ||
+		!strings.Contains(resp.Body, "ota release CHUNK_FILE --app com.example.notes --version 1.0.0 --format chunk") {
+		t.Fatalf("over the limit on Lambda: %d %s", resp.StatusCode, resp.Body)
+	}
+	if _, err := e.store.GetRelease(context.Background(), "com.example.notes", "1.0.0"); err == nil {
+		t.Fatal("a refused upload left a release")
+	}
+	resp = invokeLambda(t, upload, "POST", "/flux/k/"+key+"/releases", fluxBody("com.example.notes", "1.0.0", 1, zeros[:LambdaFluxChunkLimit]))
+	if resp.StatusCode != 200 {
+		t.Fatalf("at the limit on Lambda: %d %s", resp.StatusCode, resp.Body)
+	}
+	if st, _ := e.fluxPush(key, "com.example.notes", "1.0.1", 2, zeros); st != 200 {
+		t.Fatalf("otad refused a chunk over the Lambda limit: %d", st)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/lambdahttp"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
@@ -237,6 +238,24 @@ func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 
 // ---- upload
 
+// LambdaFluxChunkLimit is the largest Flux chunk accepted inline on AWS. A Lambda
+// invocation payload is at most 6 MiB, and the chunk arrives as a JSON array of byte
+// values: up to 4 characters a byte ("255,"), ~3.6 on average. 1.4 MiB fits whatever
+// the bytes are, with room for the event envelope; larger chunks would fail in API
+// Gateway with a bare 413, or pass or fail depending on their bytes.
+const LambdaFluxChunkLimit = 1400 << 10
+
+// fmtSize prints a byte count for people.
+func fmtSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
 // fluxUploadBody is the Flux CLI's push body. buildNumber is an int64 so that 7.0
 // and "7" are refused; chunk is a JSON array of byte values, not base64.
 type fluxUploadBody struct {
@@ -328,6 +347,14 @@ func (s *Server) fluxUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if !key.Allows(b.AppID) {
 		s.fluxFail(w, r, errUnauthorized)
+		return
+	}
+	if _, onLambda := lambdahttp.EventFromContext(r.Context()); onLambda && len(b.Chunk.data) > LambdaFluxChunkLimit {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "payload_too_large",
+			"message": fmt.Sprintf("this %s chunk cannot be uploaded inline: on AWS a request is at most 6 MB and a chunk travels "+
+				"as a JSON array of up to 4 characters per byte, so inline Flux uploads stop at %s; publish it with the CLI's "+
+				"presigned upload instead: ota release CHUNK_FILE --app %s --version %s --format chunk --flux-secret SECRET",
+				fmtSize(int64(len(b.Chunk.data))), fmtSize(LambdaFluxChunkLimit), b.AppID, b.Version)})
 		return
 	}
 	ctx := r.Context()
