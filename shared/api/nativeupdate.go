@@ -345,7 +345,6 @@ func (s *Server) servableRelease(ctx context.Context, app, version string) (rele
 	return rel, nil
 }
 
-
 // normDeviceID makes device ids comparable across adapters: UUIDs arrive in either
 // case depending on platform and plugin (the Capgo adapter lowercases them too), and
 // failure memory must find the same device whichever route it came through.

@@ -167,4 +167,3 @@ func (s *Server) seedDownload(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 	}
 }
-
