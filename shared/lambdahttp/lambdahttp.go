@@ -64,7 +64,8 @@ func Handler(h http.Handler) func(ctx context.Context, e events.APIGatewayV2HTTP
 }
 
 // NewRequest builds the *http.Request for an API Gateway HTTP API (2.0) event:
-// method, raw path (without a non-default stage prefix) and raw query string, headers,
+// method, path (rawPath, which HTTP API has already percent-decoded, without a
+// non-default stage prefix) and raw query string, headers,
 // cookies, the body (base64-decoded if IsBase64Encoded), the source IP as RemoteAddr
 // and the request id as X-Request-Id. The event is available via EventFromContext.
 func NewRequest(ctx context.Context, e events.APIGatewayV2HTTPRequest) (*http.Request, error) {
@@ -97,16 +98,17 @@ func NewRequest(ctx context.Context, e events.APIGatewayV2HTTPRequest) (*http.Re
 		}
 		query = v.Encode()
 	}
-	uri := p
-	if query != "" {
-		uri += "?" + query
+	// HTTP API hands the function rawPath already percent-decoded (a request for
+	// /a%2Bb arrives as /a+b, %2F as /): it is the path itself, decoded once, by API
+	// Gateway. Parsing it again would turn a literal '%' into an escape.
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\x00?#") {
+		return nil, fmt.Errorf("bad request path %q", p)
 	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil, fmt.Errorf("bad request path: %w", err)
-	}
+	u := &url.URL{Path: p, RawQuery: query}
+	uri := u.RequestURI()
 
 	var body []byte
+	var err error
 	if e.Body != "" {
 		if e.IsBase64Encoded {
 			body, err = base64.StdEncoding.DecodeString(e.Body)

@@ -155,10 +155,23 @@ func TestRequests(t *testing.T) {
 			},
 		},
 		{
-			name: "escaped path",
-			ev:   func() events.APIGatewayV2HTTPRequest { return event("GET", "/dl/files/a%20b%2Fc", "") },
+			// HTTP API decodes the path before the function sees it: a request for
+			// /flux/chunks/app/1.0.0%2B42%25 arrives with rawPath
+			// /flux/chunks/app/1.0.0+42%, which is decoded exactly once more: not at all.
+			name: "rawPath arrives decoded",
+			ev:   func() events.APIGatewayV2HTTPRequest { return event("GET", "/flux/chunks/app/1.0.0+42%", "v=a%2Bb") },
 			check: func(t *testing.T, s seen) {
-				if s.Path != "/dl/files/a b/c" || s.EscapedPath != "/dl/files/a%20b%2Fc" {
+				if s.Path != "/flux/chunks/app/1.0.0+42%" || s.EscapedPath != "/flux/chunks/app/1.0.0+42%25" ||
+					s.RequestURI != "/flux/chunks/app/1.0.0+42%25?v=a%2Bb" || s.Query["v"][0] != "a+b" {
+					t.Errorf("path %q escaped %q uri %q query %v", s.Path, s.EscapedPath, s.RequestURI, s.Query)
+				}
+			},
+		},
+		{
+			name: "spaces in a decoded rawPath",
+			ev:   func() events.APIGatewayV2HTTPRequest { return event("GET", "/dl/files/a b", "") },
+			check: func(t *testing.T, s seen) {
+				if s.Path != "/dl/files/a b" || s.EscapedPath != "/dl/files/a%20b" {
 					t.Errorf("path %q escaped %q", s.Path, s.EscapedPath)
 				}
 			},
