@@ -62,7 +62,7 @@ type Input struct {
 	Mandatory   bool               `json:"mandatory,omitempty"`
 	BuildNumber int64              `json:"build_number,omitempty"`
 	Signatures  release.Signatures `json:"signatures,omitzero"`
-	Format      string             `json:"-"` // release.FormatChunk for opaque uploads
+	Format      string             `json:"format,omitempty"` // release.FormatChunk for opaque bytes (Flux chunks)
 	CreatedBy   string             `json:"-"`
 }
 
@@ -93,6 +93,9 @@ func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob
 	}
 	if in.Size <= 0 || in.Size > p.MaxBundle {
 		return release.Release{}, nil, refuse(400, "invalid_size", "size must be between 1 and %d bytes", p.MaxBundle)
+	}
+	if in.Format != "" && in.Format != release.FormatChunk {
+		return release.Release{}, nil, refuse(400, "invalid_format", "format must be empty (a zip bundle) or %q (opaque bytes, e.g. a Flux chunk)", release.FormatChunk)
 	}
 	if in.MinNative != "" && !versionLike(in.MinNative) {
 		return release.Release{}, nil, refuse(400, "invalid_min_native", "min_native must look like 1.2.3")
