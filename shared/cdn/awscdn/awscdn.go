@@ -8,7 +8,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -55,17 +54,42 @@ func NewCloudFront(keyPairID, domain string, privateKeyPEM []byte) (*CloudFront,
 	return &CloudFront{KeyPairID: keyPairID, Domain: host, Signer: sign.NewURLSigner(keyPairID, signer)}, nil
 }
 
-// ObjectURL is the unsigned https URL of key on the distribution.
+// ObjectURL is the unsigned https URL of key on the distribution, its path escaped
+// with EscapeKey.
 func (c *CloudFront) ObjectURL(key string) (string, error) {
 	if !blob.ValidKey(key) {
 		return "", fmt.Errorf("invalid object key %q", key)
 	}
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
 	host := strings.TrimRight(strings.TrimPrefix(strings.TrimPrefix(c.Domain, "https://"), "http://"), "/")
-	return "https://" + host + "/" + strings.Join(segs, "/"), nil
+	return "https://" + host + "/" + EscapeKey(key), nil
+}
+
+// EscapeKey percent-encodes every byte of each segment of an object key except
+// RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~), keeping the '/' between
+// segments. url.PathEscape leaves sub-delimiters such as '+', '=', ';' and '@' as
+// they are, and an S3 origin behind CloudFront reads a literal '+' as a space:
+// versions carry '+' (semver build metadata, 1.0.0+42). Escaping every reserved
+// byte also leaves CloudFront, S3 and the signed resource one spelling of the path.
+func EscapeKey(key string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(key) + len(key)/4)
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c == '/' || unreserved(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&0x0f])
+	}
+	return b.String()
+}
+
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // URL returns the key's URL signed with a canned policy expiring at now+ttl.

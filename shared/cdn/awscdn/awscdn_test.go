@@ -29,14 +29,15 @@ import (
 
 // verifyCloudFront checks a canned-policy signed URL the way CloudFront does: the
 // query must carry Expires, Signature and Key-Pair-Id; the policy is rebuilt from the
-// URL without those parameters and the expiry; the signature is CloudFront's base64
-// ('+' '=' '/' replaced by '-' '_' '~') of an RSA-SHA1 PKCS#1 v1.5 signature.
+// URL as sent (its path byte for byte) without those parameters and the expiry; the
+// signature is CloudFront's base64 ('+' '=' '/' replaced by '-' '_' '~') of an
+// RSA-SHA1 PKCS#1 v1.5 signature.
 func verifyCloudFront(raw string, keys map[string]*rsa.PublicKey, now time.Time) error {
-	u, err := url.Parse(raw)
+	base, rawQuery, _ := strings.Cut(raw, "?")
+	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return err
 	}
-	q := u.Query()
 	for _, p := range []string{"Expires", "Signature", "Key-Pair-Id"} {
 		if len(q[p]) != 1 {
 			return fmt.Errorf("want exactly one %s", p)
@@ -59,12 +60,17 @@ func verifyCloudFront(raw string, keys map[string]*rsa.PublicKey, now time.Time)
 		return fmt.Errorf("Signature: %w", err)
 	}
 	// The resource is the URL with the signing parameters removed.
-	q.Del("Expires")
-	q.Del("Signature")
-	q.Del("Key-Pair-Id")
-	res := *u
-	res.RawQuery = q.Encode()
-	resource := res.String()
+	var rest []string
+	for _, p := range strings.Split(rawQuery, "&") {
+		name, _, _ := strings.Cut(p, "=")
+		if name != "Expires" && name != "Signature" && name != "Key-Pair-Id" {
+			rest = append(rest, p)
+		}
+	}
+	resource := base
+	if len(rest) > 0 {
+		resource += "?" + strings.Join(rest, "&")
+	}
 	policy := `{"Statement":[{"Resource":"` + resource + `","Condition":{"DateLessThan":{"AWS:EpochTime":` +
 		strconv.FormatInt(exp, 10) + `}}}]}`
 	h := sha1.Sum([]byte(policy))
@@ -114,7 +120,7 @@ func TestCloudFrontSignedURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(signed, "https://d111111abcdef8.cloudfront.net/bundles/app/1.0.0+build.7.zip?Expires=") {
+			if !strings.HasPrefix(signed, "https://d111111abcdef8.cloudfront.net/bundles/app/1.0.0%2Bbuild.7.zip?Expires=") {
 				t.Fatalf("URL = %s", signed)
 			}
 			if err := verifyCloudFront(signed, keys, now); err != nil {
@@ -130,7 +136,8 @@ func TestCloudFrontSignedURL(t *testing.T) {
 			}
 
 			tampered := map[string]string{
-				"other key":    strings.Replace(signed, "1.0.0+build.7.zip", "1.0.1.zip", 1),
+				"other key":    strings.Replace(signed, "1.0.0%2Bbuild.7.zip", "1.0.1.zip", 1),
+				"literal plus": strings.Replace(signed, "%2B", "+", 1),
 				"later expiry": strings.Replace(signed, "Expires="+strconv.FormatInt(exp, 10), "Expires="+strconv.FormatInt(exp+3600, 10), 1),
 				"other domain": strings.Replace(signed, "d111111abcdef8", "d222222abcdef8", 1),
 				"extra param":  signed + "&x=1",
@@ -165,6 +172,59 @@ func TestCloudFrontSignedURL(t *testing.T) {
 	}
 	if got, _ := cf.ObjectURL("files/sp/a b.bin"); got != "https://d1.cloudfront.net/files/sp/a%20b.bin" {
 		t.Errorf("ObjectURL escapes to %s", got)
+	}
+}
+
+// Every reserved byte of a key is percent-encoded in the signed path (an S3 origin
+// reads a literal '+' as a space), the signature covers that spelling, and the path
+// decodes back to the key.
+func TestCloudFrontEscapesReservedCharacters(t *testing.T) {
+	key := newKey(t)
+	cf, err := NewCloudFront("K2JCJMDEHXQW5F", "d111111abcdef8.cloudfront.net", pkcs1PEM(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]*rsa.PublicKey{"K2JCJMDEHXQW5F": &key.PublicKey}
+	for _, k := range []string{
+		"bundles/com.example.app/1.0.0+42.zip",
+		"patches/app/1.0.0+build.7/2.0.0-rc.1+exp.sha.5114f85",
+		"files/sp/a b.bin",
+		"files/x/user@host=1;2,3!$&'()*:[]~_-.bin",
+		"manifests/app/caf\u00e9+\u00fc.json",
+	} {
+		signed, err := cf.URL(context.Background(), k, time.Minute)
+		if err != nil {
+			t.Fatalf("%q: %v", k, err)
+		}
+		if err := verifyCloudFront(signed, keys, time.Now()); err != nil {
+			t.Errorf("%q: verify: %v (%s)", k, err, signed)
+		}
+		path, _, _ := strings.Cut(strings.TrimPrefix(signed, "https://d111111abcdef8.cloudfront.net/"), "?")
+		for i := 0; i < len(path); i++ {
+			if c := path[i]; c != '/' && c != '%' && !unreserved(c) {
+				t.Errorf("%q: path %s keeps %q unescaped", k, path, c)
+			}
+		}
+		if got, err := url.PathUnescape(path); err != nil || got != k {
+			t.Errorf("%q: path %s decodes to %q (%v)", k, path, got, err)
+		}
+		if strings.Count(path, "/") != strings.Count(k, "/") {
+			t.Errorf("%q: path %s changed the segments", k, path)
+		}
+	}
+}
+
+// S3 presigned GETs (the SDK) and CloudFront URLs spell a key's path the same way.
+func TestS3PresignEscapesLikeCloudFront(t *testing.T) {
+	client := s3.New(s3.Options{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")})
+	p := &S3Presign{Presign: s3.NewPresignClient(client), Bucket: "ota-bucket"}
+	k := "bundles/app/1.0.0+42 x@=;,!.zip"
+	signed, err := p.URL(context.Background(), k, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://ota-bucket.s3.us-east-1.amazonaws.com/" + EscapeKey(k) + "?"; !strings.HasPrefix(signed, want) {
+		t.Errorf("presigned URL %s, want prefix %s", signed, want)
 	}
 }
 
