@@ -11,11 +11,13 @@
 package awsenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -35,19 +37,26 @@ import (
 
 // Environment variables read by FromEnv (template.yaml sets them).
 const (
-	EnvTable              = "OTA_TABLE"                  // DynamoDB table name (required)
-	EnvBucket             = "OTA_BUCKET"                 // S3 bucket name (required)
-	EnvCDNDomain          = "OTA_CDN_DOMAIN"             // CloudFront domain; empty: S3 presigned GETs
-	EnvCDNKeyPairID       = "OTA_CDN_KEY_PAIR_ID"        // CloudFront public key id
-	EnvCDNPrivateKey      = "OTA_CDN_PRIVATE_KEY"        // PEM itself (tests, LocalStack)
-	EnvCDNPrivateKeySSM   = "OTA_CDN_PRIVATE_KEY_SECRET" // SSM SecureString parameter name holding the PEM
-	EnvPublicURL          = "OTA_PUBLIC_URL"             // external base URL of the API (optional)
-	EnvDefaultApp         = "OTA_DEFAULT_APP"            // app served by bare seed routes (optional)
-	EnvStateTTL           = "OTA_STATE_TTL"              // channel state cache ("5s" or seconds)
-	EnvURLTTL             = "OTA_URL_TTL"                // signed download URL lifetime ("1h" or seconds)
-	EnvPatchBases         = "OTA_PATCH_BASES"            // patches are precomputed from the last K releases
-	EnvLogLevel           = "OTA_LOG_LEVEL"              // debug, info (default), warn, error
-	envLambdaLogLevel     = "AWS_LAMBDA_LOG_LEVEL"       // set by Lambda's advanced logging controls
+	EnvTable     = "OTA_TABLE"      // DynamoDB table name (required)
+	EnvBucket    = "OTA_BUCKET"     // S3 bucket name (required)
+	EnvCDNDomain = "OTA_CDN_DOMAIN" // CloudFront domain (or alternate domain name); empty: S3 presigned GETs
+	// EnvCDNKeySSM names the SSM SecureString holding the CloudFront key pair id and
+	// private key together as JSON (CDNKey): what template.yaml sets.
+	EnvCDNKeySSM = "OTA_CDN_KEY_PARAMETER"
+	// The older, separate form: a key pair id here and a parameter (or the PEM itself)
+	// holding only the private key. Still read; rotating it cannot avoid a window in
+	// which id and key disagree.
+	EnvCDNKeyPairID     = "OTA_CDN_KEY_PAIR_ID"
+	EnvCDNPrivateKey    = "OTA_CDN_PRIVATE_KEY"        // PEM itself (tests, LocalStack)
+	EnvCDNPrivateKeySSM = "OTA_CDN_PRIVATE_KEY_SECRET" // older name of EnvCDNKeySSM
+	EnvPublicURL        = "OTA_PUBLIC_URL"             // external base URL of the API (optional)
+	EnvDefaultApp       = "OTA_DEFAULT_APP"            // app served by bare seed routes (optional)
+	EnvStateTTL         = "OTA_STATE_TTL"              // channel state cache ("5s" or seconds)
+	EnvURLTTL           = "OTA_URL_TTL"                // signed download URL lifetime ("1h" or seconds)
+	EnvPatchBases       = "OTA_PATCH_BASES"            // patches are precomputed from the last K releases
+	EnvLogLevel         = "OTA_LOG_LEVEL"              // debug, info (default), warn, error
+
+	envLambdaLogLevel     = "AWS_LAMBDA_LOG_LEVEL" // set by Lambda's advanced logging controls
 	maxPatchBases         = 50
 	maxDuration           = 7 * 24 * time.Hour // S3 presigned URLs cap at 7 days
 	cdnPrivateKeyMaxBytes = 16 << 10
@@ -59,14 +68,18 @@ type Options struct {
 	Table  string
 	Bucket string
 
-	// CDNDomain enables CloudFront signed download URLs (needs CDNKeyPairID and a
-	// private key). Empty: downloads are S3 presigned GETs (LocalStack, first deploys).
-	CDNDomain    string
-	CDNKeyPairID string
-	// CDNPrivateKeyPEM is the key itself; CDNPrivateKeyParameter names an SSM
-	// SecureString parameter holding it, read once by Deps. Set one of them.
-	CDNPrivateKeyPEM       string
-	CDNPrivateKeyParameter string
+	// CDNDomain enables CloudFront signed download URLs (needs a key: CDNKeyParameter,
+	// or CDNKeyPairID with CDNPrivateKeyPEM). Empty: downloads are S3 presigned GETs
+	// (LocalStack, first deploys).
+	CDNDomain string
+	// CDNKeyParameter names an SSM SecureString holding the key as JSON (CDNKey), read
+	// by Deps and again every CDNKeyRefresh (0: 5 minutes) so a rotated key reaches
+	// warm instances. A bare PEM there is read with CDNKeyPairID (the older form).
+	CDNKeyParameter string
+	CDNKeyRefresh   time.Duration
+	// CDNKeyPairID with CDNPrivateKeyPEM is a fixed key (otad, tests).
+	CDNKeyPairID     string
+	CDNPrivateKeyPEM string
 
 	PublicURL  string
 	DefaultApp string
@@ -86,11 +99,16 @@ type Options struct {
 }
 
 // Load reads the environment and builds the dependencies and handler configuration:
-// what every Lambda's main calls once per cold start.
+// what every Lambda's main calls once per cold start. It also sets Go's soft memory
+// limit from the function's memory size (MemoryLimit).
 func Load(ctx context.Context) (api.Deps, api.Config, error) {
 	o, err := FromEnv(os.Getenv)
 	if err != nil {
 		return api.Deps{}, api.Config{}, err
+	}
+	if n, ok := MemoryLimit(os.Getenv); ok {
+		debug.SetMemoryLimit(n)
+		o.Log.Debug("Go memory limit set from the function's memory size", "bytes", n)
 	}
 	d, err := Deps(ctx, o)
 	if err != nil {
@@ -104,14 +122,14 @@ func Load(ctx context.Context) (api.Deps, api.Config, error) {
 func FromEnv(getenv func(string) string) (Options, error) {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	o := Options{
-		Table:                  get(EnvTable),
-		Bucket:                 get(EnvBucket),
-		CDNDomain:              get(EnvCDNDomain),
-		CDNKeyPairID:           get(EnvCDNKeyPairID),
-		CDNPrivateKeyPEM:       getenv(EnvCDNPrivateKey),
-		CDNPrivateKeyParameter: get(EnvCDNPrivateKeySSM),
-		PublicURL:              get(EnvPublicURL),
-		DefaultApp:             get(EnvDefaultApp),
+		Table:            get(EnvTable),
+		Bucket:           get(EnvBucket),
+		CDNDomain:        get(EnvCDNDomain),
+		CDNKeyParameter:  cmp.Or(get(EnvCDNKeySSM), get(EnvCDNPrivateKeySSM)),
+		CDNKeyPairID:     get(EnvCDNKeyPairID),
+		CDNPrivateKeyPEM: getenv(EnvCDNPrivateKey),
+		PublicURL:        get(EnvPublicURL),
+		DefaultApp:       get(EnvDefaultApp),
 	}
 	var errs []error
 	var err error
@@ -159,11 +177,11 @@ func (o Options) Validate() error {
 		if strings.Contains(o.CDNDomain, "/") {
 			errs = append(errs, fmt.Errorf("%s must be a bare domain name like d111111abcdef8.cloudfront.net, got %q", EnvCDNDomain, o.CDNDomain))
 		}
-		if o.CDNKeyPairID == "" {
-			errs = append(errs, fmt.Errorf("%s is set but %s is not", EnvCDNDomain, EnvCDNKeyPairID))
-		}
-		if o.CDNPrivateKeyPEM == "" && o.CDNPrivateKeyParameter == "" {
-			errs = append(errs, fmt.Errorf("%s is set but neither %s nor %s is", EnvCDNDomain, EnvCDNPrivateKey, EnvCDNPrivateKeySSM))
+		switch {
+		case o.CDNPrivateKeyPEM != "" && o.CDNKeyPairID == "":
+			errs = append(errs, fmt.Errorf("%s is set but %s is not", EnvCDNPrivateKey, EnvCDNKeyPairID))
+		case o.CDNPrivateKeyPEM == "" && o.CDNKeyParameter == "":
+			errs = append(errs, fmt.Errorf("%s is set but %s is not", EnvCDNDomain, EnvCDNKeySSM))
 		}
 	}
 	if o.PublicURL != "" && !strings.HasPrefix(o.PublicURL, "https://") && !strings.HasPrefix(o.PublicURL, "http://") {
@@ -183,7 +201,7 @@ func (o Options) Config() api.Config {
 }
 
 // Deps builds the store, blob store, URL signer and publish pipeline. It makes no
-// AWS call except reading the CDN private key from SSM when configured so; a missing
+// AWS call except reading the CloudFront key from SSM when configured so; a missing
 // table or bucket shows up on the first request, not at start.
 func Deps(ctx context.Context, o Options) (api.Deps, error) {
 	if err := o.Validate(); err != nil {
@@ -223,7 +241,7 @@ func Deps(ctx context.Context, o Options) (api.Deps, error) {
 	presign := s3.NewPresignClient(s3c)
 	st := store.New(dynamo.New(ddb, o.Table))
 	blobs := s3blob.New(s3c, presign, o.Bucket)
-	urls, err := downloadURLs(ctx, o, presign, awsConf)
+	urls, err := downloadURLs(ctx, o, presign, log, awsConf)
 	if err != nil {
 		return api.Deps{}, err
 	}
@@ -239,30 +257,56 @@ func Deps(ctx context.Context, o Options) (api.Deps, error) {
 
 // downloadURLs picks CloudFront signed URLs when a CDN domain is configured, else S3
 // presigned GETs.
-func downloadURLs(ctx context.Context, o Options, presign *s3.PresignClient, awsConf func() (awsconf.Config, error)) (cdn.URLs, error) {
+func downloadURLs(ctx context.Context, o Options, presign *s3.PresignClient, log *slog.Logger, awsConf func() (awsconf.Config, error)) (cdn.URLs, error) {
+	s3urls := &awscdn.S3Presign{Presign: presign, Bucket: o.Bucket}
 	if o.CDNDomain == "" {
-		return &awscdn.S3Presign{Presign: presign, Bucket: o.Bucket}, nil
+		return s3urls, nil
 	}
-	pem := o.CDNPrivateKeyPEM
-	if pem == "" {
-		cfg, err := awsConf()
+	if o.CDNPrivateKeyPEM != "" {
+		return cloudFront(o.CDNDomain, CDNKey{KeyPairID: o.CDNKeyPairID, PrivateKeyPEM: o.CDNPrivateKeyPEM})
+	}
+	cfg, err := awsConf()
+	if err != nil {
+		return nil, err
+	}
+	load := func(ctx context.Context) (*awscdn.CloudFront, error) {
+		v, err := ssmGetParameter(ctx, cfg, o.CDNKeyParameter)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read CloudFront key: %w", err)
 		}
-		v, err := ssmGetParameter(ctx, cfg, o.CDNPrivateKeyParameter)
+		k, err := ParseCDNKey(v, o.CDNKeyPairID)
 		if err != nil {
-			return nil, fmt.Errorf("read CloudFront private key: %w", err)
+			return nil, fmt.Errorf("CloudFront key %s: %w", o.CDNKeyParameter, err)
 		}
-		pem = v
+		return cloudFront(o.CDNDomain, k)
 	}
-	if len(pem) > cdnPrivateKeyMaxBytes {
-		return nil, fmt.Errorf("CloudFront private key: %d bytes is not a PEM key", len(pem))
+	return newRefreshingCloudFront(ctx, load, s3urls, o.CDNKeyRefresh, log)
+}
+
+func cloudFront(domain string, k CDNKey) (*awscdn.CloudFront, error) {
+	if len(k.PrivateKeyPEM) > cdnPrivateKeyMaxBytes {
+		return nil, fmt.Errorf("CloudFront private key: %d bytes is not a PEM key", len(k.PrivateKeyPEM))
 	}
-	s, err := awscdn.NewCloudFront(o.CDNKeyPairID, o.CDNDomain, []byte(pem))
+	s, err := awscdn.NewCloudFront(k.KeyPairID, domain, []byte(k.PrivateKeyPEM))
 	if err != nil {
 		return nil, fmt.Errorf("CloudFront signer: %w", err)
 	}
 	return s, nil
+}
+
+// MemoryLimit is Go's soft memory limit for a Lambda function: 90% of its memory
+// (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB, set by Lambda), leaving the rest to
+// what the Go runtime does not count. False when GOMEMLIMIT is set (the runtime
+// already applied it) or outside Lambda.
+func MemoryLimit(getenv func(string) string) (int64, bool) {
+	if strings.TrimSpace(getenv("GOMEMLIMIT")) != "" {
+		return 0, false
+	}
+	mb, err := strconv.ParseInt(strings.TrimSpace(getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")), 10, 64)
+	if err != nil || mb < 128 || mb > 10240 { // Lambda's range
+		return 0, false
+	}
+	return mb * (1 << 20) * 9 / 10, true
 }
 
 // duration accepts Go durations ("90s", "1h") or whole seconds ("300").

@@ -32,14 +32,13 @@ func TestFromEnv(t *testing.T) {
 	o, err := FromEnv(envOf(map[string]string{
 		EnvTable: "ota-table", EnvBucket: "ota-bucket", EnvPublicURL: "https://ota.example.com/",
 		EnvDefaultApp: "com.example.app", EnvStateTTL: "10s", EnvURLTTL: "3600", EnvPatchBases: "3",
-		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeyPairID: "K2JCJMDEHXQW5F",
-		EnvCDNPrivateKeySSM: "/otakit/cloudfront-private-key", EnvLogLevel: "debug",
+		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeySSM: "/otakit/cloudfront-key", EnvLogLevel: "debug",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.Table != "ota-table" || o.Bucket != "ota-bucket" || o.StateTTL != 10*time.Second || o.URLTTL != time.Hour ||
-		o.PatchBases != 3 || o.CDNPrivateKeyParameter != "/otakit/cloudfront-private-key" || o.Log == nil {
+		o.PatchBases != 3 || o.CDNKeyParameter != "/otakit/cloudfront-key" || o.Log == nil {
 		t.Errorf("FromEnv = %+v", o)
 	}
 	cfg := o.Config()
@@ -85,7 +84,7 @@ func TestFromEnvErrors(t *testing.T) {
 		"url ttl too long": {map[string]string{EnvURLTTL: "200h"}, EnvURLTTL},
 		"bad patch bases":  {map[string]string{EnvPatchBases: "many"}, EnvPatchBases},
 		"bad log level":    {map[string]string{EnvLogLevel: "loud"}, EnvLogLevel},
-		"cdn without key":  {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNKeyPairID: "K1"}, EnvCDNPrivateKeySSM},
+		"cdn without key":  {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNKeyPairID: "K1"}, EnvCDNKeySSM},
 		"cdn without id":   {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNPrivateKey: "pem"}, EnvCDNKeyPairID},
 		"cdn url":          {map[string]string{EnvCDNDomain: "https://d1.cloudfront.net/x", EnvCDNKeyPairID: "K1", EnvCDNPrivateKey: "pem"}, "bare domain"},
 		"relative public":  {map[string]string{EnvPublicURL: "ota.example.com"}, EnvPublicURL},
@@ -175,12 +174,29 @@ func TestDepsCloudFrontFromPEM(t *testing.T) {
 	}
 }
 
-// fakeSSM serves GetParameter like Parameter Store and records what it got.
+// fakeSSM serves GetParameter like Parameter Store and records what it got. Each
+// entry of fail answers one request before the parameters are served.
 type fakeSSM struct {
 	mu     sync.Mutex
 	params map[string]string
+	fail   []http.HandlerFunc
 	got    []*http.Request
 	bodies []map[string]any
+}
+
+// calls is the number of requests served so far.
+func (f *fakeSSM) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.got)
+}
+
+// set changes a parameter and queues failures, between requests.
+func (f *fakeSSM) set(name, value string, fail ...http.HandlerFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.params[name] = value
+	f.fail = append(f.fail, fail...)
 }
 
 func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -190,10 +206,18 @@ func (f *fakeSSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.got = append(f.got, r)
 	f.bodies = append(f.bodies, in)
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	var fail http.HandlerFunc
+	if len(f.fail) > 0 {
+		fail, f.fail = f.fail[0], f.fail[1:]
+	}
 	name, _ := in["Name"].(string)
 	v, ok := f.params[name]
+	f.mu.Unlock()
+	if fail != nil {
+		fail(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	if !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = w.Write([]byte(`{"__type":"com.amazonaws.ssm#ParameterNotFound","message":"Parameter ` + name + ` not found."}`))
@@ -295,17 +319,37 @@ func TestDepsClientsFromEnv(t *testing.T) {
 	}
 }
 
-// Load reads everything from the environment, including the private key from SSM.
+// keyJSON is a key parameter's value in the JSON form.
+func keyJSON(t *testing.T, id, pem string) string {
+	t.Helper()
+	b, err := json.Marshal(CDNKey{KeyPairID: id, PrivateKeyPEM: pem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// keyPairIDOf returns the Key-Pair-Id a signed URL names.
+func keyPairIDOf(t *testing.T, signed string) string {
+	t.Helper()
+	u, err := url.Parse(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("Key-Pair-Id")
+}
+
+// Load reads everything from the environment, including the key pair id and the
+// private key together from one SSM parameter.
 func TestLoadWithKeyFromSSM(t *testing.T) {
 	isolate(t)
-	key := testKeyPEM(t)
-	f := &fakeSSM{params: map[string]string{"/otakit/cloudfront-private-key": key}}
+	f := &fakeSSM{params: map[string]string{"/otakit/cloudfront-key": keyJSON(t, "K2JCJMDEHXQW5F", testKeyPEM(t))}}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_SSM": srv.URL, EnvTable: "ota-table", EnvBucket: "ota-bucket",
-		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeyPairID: "K2JCJMDEHXQW5F",
-		EnvCDNPrivateKeySSM: "/otakit/cloudfront-private-key", EnvCDNPrivateKey: "", EnvURLTTL: "15m",
+		"AWS_ENDPOINT_URL_SSM": srv.URL, "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:7070", EnvTable: "ota-table", EnvBucket: "ota-bucket",
+		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeySSM: "/otakit/cloudfront-key", EnvCDNKeyPairID: "",
+		EnvCDNPrivateKeySSM: "", EnvCDNPrivateKey: "", EnvURLTTL: "15m",
 		EnvStateTTL: "", EnvPatchBases: "", EnvPublicURL: "", EnvDefaultApp: "", EnvLogLevel: "error",
 	} {
 		t.Setenv(k, v)
@@ -317,16 +361,258 @@ func TestLoadWithKeyFromSSM(t *testing.T) {
 	if cfg.URLTTL != 15*time.Minute {
 		t.Errorf("URLTTL = %v", cfg.URLTTL)
 	}
-	if len(f.got) != 1 {
-		t.Errorf("%d SSM calls, want 1", len(f.got))
+	if f.calls() != 1 {
+		t.Errorf("%d SSM calls, want 1", f.calls())
 	}
 	u, err := d.URLs.URL(context.Background(), "bundles/a/1.zip", time.Minute)
-	if err != nil || !strings.HasPrefix(u, "https://d111111abcdef8.cloudfront.net/bundles/a/1.zip?") {
+	if err != nil || !strings.HasPrefix(u, "https://d111111abcdef8.cloudfront.net/bundles/a/1.zip?") || keyPairIDOf(t, u) != "K2JCJMDEHXQW5F" {
 		t.Errorf("URL = %q, %v", u, err)
 	}
 
-	t.Setenv(EnvCDNPrivateKeySSM, "/otakit/missing")
-	if _, _, err := Load(context.Background()); err == nil || !strings.Contains(err.Error(), "ParameterNotFound") {
-		t.Errorf("missing key parameter: %v", err)
+	// Not written yet (the CDN was just turned on): S3 presigned GETs meanwhile.
+	t.Setenv(EnvCDNKeySSM, "/otakit/missing")
+	d, _, err = Load(context.Background())
+	if err != nil {
+		t.Fatalf("missing key parameter: %v", err)
+	}
+	if u, err := d.URLs.URL(context.Background(), "bundles/a/1.zip", time.Minute); err != nil || !strings.HasPrefix(u, "http://127.0.0.1:7070/ota-bucket/bundles/a/1.zip?") {
+		t.Errorf("URL without a key = %q, %v", u, err)
+	}
+
+	// Anything else wrong with the key stops the cold start.
+	f.set("/otakit/bad", `{"key_pair_id": "K1"}`)
+	t.Setenv(EnvCDNKeySSM, "/otakit/bad")
+	if _, _, err := Load(context.Background()); err == nil || !strings.Contains(err.Error(), "private_key_pem") {
+		t.Errorf("incomplete key parameter: %v", err)
+	}
+	t.Setenv(EnvCDNKeySSM, "/otakit/cloudfront-key")
+	f.set("/otakit/cloudfront-key", keyJSON(t, "K2JCJMDEHXQW5F", testKeyPEM(t)), ssmFault(http.StatusBadRequest, "AccessDeniedException"))
+	if _, _, err := Load(context.Background()); err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Errorf("access denied: %v", err)
+	}
+}
+
+// The older, separate form still works: the key pair id in the environment, a bare
+// PEM in the parameter (under its older variable name).
+func TestLoadWithOlderKeyForm(t *testing.T) {
+	isolate(t)
+	f := &fakeSSM{params: map[string]string{"/otakit/cloudfront-private-key": testKeyPEM(t)}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_SSM": srv.URL, EnvTable: "t", EnvBucket: "b", EnvCDNDomain: "d1.cloudfront.net",
+		EnvCDNKeySSM: "", EnvCDNPrivateKeySSM: "/otakit/cloudfront-private-key", EnvCDNKeyPairID: "KOLDFORM",
+		EnvCDNPrivateKey: "", EnvLogLevel: "error",
+	} {
+		t.Setenv(k, v)
+	}
+	d, _, err := Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.URLs.URL(context.Background(), "files/ab/abcdef", time.Minute)
+	if err != nil || keyPairIDOf(t, u) != "KOLDFORM" {
+		t.Errorf("URL = %q, %v", u, err)
+	}
+	t.Setenv(EnvCDNKeyPairID, "")
+	if _, _, err := Load(context.Background()); err == nil || !strings.Contains(err.Error(), "bare PEM") {
+		t.Errorf("bare PEM without a key pair id: %v", err)
+	}
+}
+
+func TestParseCDNKey(t *testing.T) {
+	pem := "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n"
+	for name, tc := range map[string]struct {
+		value, envID string
+		want         CDNKey
+		err          string
+	}{
+		"json":            {value: `{"key_pair_id": " K1 ", "private_key_pem": "` + strings.ReplaceAll(pem, "\n", `\n`) + `"}`, want: CDNKey{"K1", pem}},
+		"json wins":       {value: `{"key_pair_id": "K1", "private_key_pem": "x"}`, envID: "K2", want: CDNKey{"K1", "x"}},
+		"json extra keys": {value: `{"key_pair_id": "K1", "private_key_pem": "x", "created": "2026-01-01"}`, want: CDNKey{"K1", "x"}},
+		"bare pem":        {value: pem, envID: "K2", want: CDNKey{"K2", pem}},
+		"bare pem no id":  {value: pem, err: "bare PEM"},
+		"no id":           {value: `{"private_key_pem": "x"}`, err: "key_pair_id"},
+		"no key":          {value: `{"key_pair_id": "K1"}`, err: "private_key_pem"},
+		"broken json":     {value: `{"key_pair_id": "K1",`, err: "not JSON"},
+	} {
+		got, err := ParseCDNKey(tc.value, tc.envID)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want one naming %s", name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: got %+v, %v; want %+v", name, got, err, tc.want)
+		}
+	}
+}
+
+// A rotated key reaches a warm instance within the refresh period: the parameter is
+// read again once per period (not per request), and a failed read keeps the key.
+func TestCDNKeyRotation(t *testing.T) {
+	isolate(t)
+	f := &fakeSSM{params: map[string]string{"/otakit/cloudfront-key": keyJSON(t, "KOLD", testKeyPEM(t))}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_SSM", srv.URL)
+	cfg, err := awsconf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ddb, s3c := offlineClients()
+	d, err := Deps(context.Background(), Options{Table: "t", Bucket: "b", DynamoDB: ddb, S3: s3c, AWS: &cfg,
+		CDNDomain: "d1.cloudfront.net", CDNKeyParameter: "/otakit/cloudfront-key", CDNKeyRefresh: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, ok := d.URLs.(*refreshingCloudFront)
+	if !ok {
+		t.Fatalf("URLs = %T", d.URLs)
+	}
+	now := time.Now()
+	rc.now = func() time.Time { return now }
+	sign := func() string {
+		t.Helper()
+		u, err := d.URLs.URL(context.Background(), "bundles/a/1.zip", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keyPairIDOf(t, u)
+	}
+	calls := f.calls
+
+	f.set("/otakit/cloudfront-key", keyJSON(t, "KNEW", testKeyPEM(t)))
+	if id := sign(); id != "KOLD" || calls() != 1 {
+		t.Errorf("within the period: signed with %s after %d SSM calls, want KOLD after 1", id, calls())
+	}
+	now = now.Add(time.Minute)
+	if id := sign(); id != "KNEW" || calls() != 2 {
+		t.Errorf("after the period: signed with %s after %d SSM calls, want KNEW after 2", id, calls())
+	}
+	if id := sign(); id != "KNEW" || calls() != 2 {
+		t.Errorf("right after a refresh: %s, %d SSM calls", id, calls())
+	}
+
+	// SSM failing (every attempt of the refresh): the current key stays.
+	now = now.Add(time.Minute)
+	f.set("/otakit/cloudfront-key", keyJSON(t, "KNEW", testKeyPEM(t)),
+		ssmFault(500, "InternalServerError"), ssmFault(500, "InternalServerError"), ssmFault(500, "InternalServerError"))
+	if id := sign(); id != "KNEW" {
+		t.Errorf("failed refresh: signed with %q, want the current key", id)
+	}
+}
+
+// ssmFault answers like SSM with an error code.
+func ssmFault(status int, code string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"__type":"com.amazonaws.ssm#` + code + `","message":"` + code + ` (test)"}`))
+	}
+}
+
+// stall answers after d (longer than the per-attempt timeout), or when the client
+// gives up.
+func stall(d time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+}
+
+// GetParameter is retried with backoff on network errors, timeouts, throttling and
+// 5xx, never on other client errors.
+func TestSSMRetries(t *testing.T) {
+	isolate(t)
+	fast := retryPolicy{Attempts: 3, Timeout: 200 * time.Millisecond, Backoff: time.Millisecond}
+	const name = "/otakit/cloudfront-key"
+	for _, tc := range []struct {
+		name  string
+		fail  []http.HandlerFunc
+		calls int
+		err   string
+	}{
+		{"fails twice then answers", []http.HandlerFunc{ssmFault(500, "InternalServerError"), ssmFault(400, "ThrottlingException")}, 3, ""},
+		{"503 then answers", []http.HandlerFunc{ssmFault(503, "ServiceUnavailable")}, 2, ""},
+		{"429 then answers", []http.HandlerFunc{ssmFault(429, "TooManyRequestsException")}, 2, ""},
+		{"stalls then answers", []http.HandlerFunc{stall(5 * time.Second)}, 2, ""},
+		{"dropped connection then answers", []http.HandlerFunc{func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}}, 2, ""},
+		{"always 5xx", []http.HandlerFunc{ssmFault(500, "InternalServerError"), ssmFault(502, "BadGateway"), ssmFault(503, "ServiceUnavailable")}, 3, "3 attempts"},
+		{"not found", []http.HandlerFunc{ssmFault(400, "ParameterNotFound")}, 1, "ParameterNotFound"},
+		{"access denied", []http.HandlerFunc{ssmFault(400, "AccessDeniedException")}, 1, "AccessDeniedException"},
+		{"bad key id", []http.HandlerFunc{ssmFault(400, "InvalidKeyId")}, 1, "InvalidKeyId"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeSSM{params: map[string]string{name: "value"}, fail: tc.fail}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			t.Setenv("AWS_ENDPOINT_URL_SSM", srv.URL)
+			cfg, err := awsconf.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			v, err := fast.getParameter(context.Background(), cfg, name)
+			if tc.err == "" && (err != nil || v != "value") {
+				t.Errorf("got %q, %v", v, err)
+			}
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("err = %v, want one naming %s", err, tc.err)
+			}
+			if f.calls() != tc.calls {
+				t.Errorf("%d calls, want %d", f.calls(), tc.calls)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %v: the per-attempt timeout did not hold", d)
+			}
+		})
+	}
+
+	// The caller's deadline ends the retries.
+	f := &fakeSSM{params: map[string]string{name: "value"}, fail: []http.HandlerFunc{stall(5 * time.Second), stall(5 * time.Second), stall(5 * time.Second)}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_SSM", srv.URL)
+	cfg, _ := awsconf.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := fast.getParameter(ctx, cfg, name); err == nil || f.calls() != 1 {
+		t.Errorf("caller's deadline: err %v after %d calls, want an error after 1", err, f.calls())
+	}
+
+	// The default policy: a few attempts, each bounded, with growing backoff.
+	if ssmRetry.Attempts != 3 || ssmRetry.Timeout <= 0 || ssmRetry.Timeout > 3*time.Second || ssmRetry.Backoff <= 0 {
+		t.Errorf("ssmRetry = %+v", ssmRetry)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want int64
+		ok   bool
+	}{
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1536"}, 1536 << 20 * 9 / 10, true},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"}, 241591910, true},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}, 10240 << 20 * 9 / 10, true},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1536", "GOMEMLIMIT": "1024MiB"}, 0, false},
+		{map[string]string{}, 0, false},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}, 0, false},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "0"}, 0, false},
+	} {
+		got, ok := MemoryLimit(envOf(tc.env))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%v: got %d, %v; want %d, %v", tc.env, got, ok, tc.want, tc.ok)
+		}
 	}
 }
