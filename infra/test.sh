@@ -19,6 +19,7 @@ free_port() {
 echo "== tools"
 bash infra/emulators/dynamodb-local.sh install
 bash infra/emulators/versitygw.sh install
+bash infra/emulators/lambda-rie.sh install
 # npm ci refuses the lock: the CLI's darwin-only optional helpers are not in the registry we reach.
 (cd infra/capgo-cli && npm install --ignore-scripts --no-audit --no-fund --no-save --loglevel=error)
 
@@ -36,6 +37,8 @@ bash infra/emulators/versitygw.sh start "$s3_port"
 export OTA_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
 export OTA_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export OTA_CAPGO_CLI_DIR="$root/infra/capgo-cli"
+# Not a server: infra/lambdarie starts one RIE per function on its own loopback ports.
+export OTA_TEST_LAMBDA_RIE="$root/.tools/bin/aws-lambda-rie"
 
 echo "== format and vet"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
