@@ -20,6 +20,8 @@ type cfnTemplate struct {
 	Raw        map[string]any
 	Parameters map[string]map[string]any
 	Conditions map[string]any
+	Rules      map[string]any
+	Mappings   map[string]any
 	Resources  map[string]map[string]any
 	Outputs    map[string]map[string]any
 	Globals    map[string]any
@@ -62,6 +64,8 @@ func parseTemplate(b []byte) (*cfnTemplate, error) {
 		}
 	}
 	t.Conditions, _ = raw["Conditions"].(map[string]any)
+	t.Rules, _ = raw["Rules"].(map[string]any)
+	t.Mappings, _ = raw["Mappings"].(map[string]any)
 	t.Globals, _ = raw["Globals"].(map[string]any)
 	return t, nil
 }
@@ -257,6 +261,28 @@ func references(v any, where string, conds []string) []reference {
 	return out
 }
 
+// samReferenceProperties are the resources SAM generates that a template may Ref as
+// <logical id>.<property>, per SAM resource type.
+var samReferenceProperties = map[string][]string{
+	"AWS::Serverless::HttpApi":  {"Stage", "DomainName"},
+	"AWS::Serverless::Function": {"Alias", "Version", "DestinationQueue", "DestinationTopic"},
+}
+
+// samReferenceable tells whether res.prop is a SAM referenceable property.
+func samReferenceable(t *cfnTemplate, res, prop string) bool {
+	r, ok := t.Resources[res]
+	if !ok {
+		return false
+	}
+	typ, _ := r["Type"].(string)
+	for _, p := range samReferenceProperties[typ] {
+		if p == prop {
+			return true
+		}
+	}
+	return false
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
@@ -380,6 +406,9 @@ func (e *evaluator) eval(v any) (any, error) {
 			if _, ok := e.t.Resources[s]; ok {
 				return "<" + s + ">", nil
 			}
+			if res, prop, ok := strings.Cut(s, "."); ok && samReferenceable(e.t, res, prop) {
+				return "<" + s + ">", nil
+			}
 			return nil, fmt.Errorf("Ref to unknown %q", s)
 		case "Fn::GetAtt":
 			l, _ := arg.([]any)
@@ -491,6 +520,26 @@ func (e *evaluator) eval(v any) (any, error) {
 				parts = append(parts, s)
 			}
 			return strings.Join(parts, sep), nil
+		case "Fn::FindInMap":
+			l, _ := arg.([]any)
+			if len(l) != 3 {
+				return nil, fmt.Errorf("Fn::FindInMap needs 3 arguments")
+			}
+			var keys [3]string
+			for i, k := range l {
+				s, err := e.str(k)
+				if err != nil {
+					return nil, err
+				}
+				keys[i] = s
+			}
+			m, _ := e.t.Mappings[keys[0]].(map[string]any)
+			top, _ := m[keys[1]].(map[string]any)
+			v, ok := top[keys[2]]
+			if !ok {
+				return nil, fmt.Errorf("Fn::FindInMap: no %s.%s.%s", keys[0], keys[1], keys[2])
+			}
+			return e.eval(v)
 		case "Fn::If":
 			l, _ := arg.([]any)
 			if len(l) != 3 {

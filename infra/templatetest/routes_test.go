@@ -5,6 +5,7 @@ package templatetest
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"unicode"
@@ -161,22 +162,90 @@ func generatedEvents(routes []gatewayRoute, indent string) []string {
 	return lines
 }
 
+// headTwins are the HEAD routes API Gateway needs for the GET routes (an HTTP API
+// matches methods exactly), in route order, with the function of each.
+func headTwins(order []gatewayRoute, fnOf map[gatewayRoute]string) []headRoute {
+	var out []headRoute
+	for _, r := range order {
+		if r.Method == http.MethodGet {
+			out = append(out, headRoute{gatewayRoute{Method: http.MethodHead, Path: r.Path}, fnOf[r]})
+		}
+	}
+	return out
+}
+
+// headRoute is a HEAD route of the HttpApi's OpenAPI body and its function.
+type headRoute struct {
+	gatewayRoute
+	Function string // logical id
+}
+
+// integrationURI is the Lambda proxy integration URI SAM writes for a function.
+func integrationURI(function string) string {
+	return "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${" + function + ".Arn}/invocations"
+}
+
+// generatedHeadPaths is the YAML of the OpenAPI paths for the HEAD routes, as SAM
+// writes an event's route (path parameters declared: HTTP API import warns about
+// undeclared ones, and the API fails on warnings).
+func generatedHeadPaths(routes []headRoute, indent string) []string {
+	var lines []string
+	for _, r := range routes {
+		lines = append(lines,
+			indent+r.Path+":",
+			indent+"  head:",
+		)
+		if params := pathParams.FindAllStringSubmatch(r.Path, -1); len(params) > 0 {
+			lines = append(lines, indent+"    parameters:")
+			for _, m := range params {
+				lines = append(lines,
+					indent+"      - name: "+m[1],
+					indent+"        in: path",
+					indent+"        required: true",
+				)
+			}
+		}
+		lines = append(lines,
+			indent+"    responses: {}",
+			indent+"    x-amazon-apigateway-integration:",
+			indent+"      type: aws_proxy",
+			indent+"      httpMethod: POST",
+			indent+`      payloadFormatVersion: "2.0"`,
+			indent+`      uri: !Sub "`+integrationURI(r.Function)+`"`,
+		)
+	}
+	return lines
+}
+
+var pathParams = regexp.MustCompile(`\{([^}]+)\}`)
+
 // rewriteGenerated replaces the lines between "# BEGIN GENERATED ROUTES <group>" and
-// "# END GENERATED ROUTES <group>" with the generated events of each group.
-func rewriteGenerated(text string, byGroup map[api.Group][]gatewayRoute) (string, error) {
+// "# END GENERATED ROUTES <group>" with the generated events of each group, and those
+// between "# BEGIN GENERATED HEAD ROUTES" and "# END GENERATED HEAD ROUTES" with the
+// OpenAPI paths of the HEAD routes.
+func rewriteGenerated(text string, byGroup map[api.Group][]gatewayRoute, heads []headRoute) (string, error) {
 	lines := strings.Split(text, "\n")
 	var out []string
 	found := map[api.Group]bool{}
+	foundHeads := false
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
 		out = append(out, line)
 		trimmed := strings.TrimSpace(line)
-		g, ok := strings.CutPrefix(trimmed, "# BEGIN GENERATED ROUTES ")
-		if !ok {
+		var end string
+		var gen func(indent string) []string
+		if g, ok := strings.CutPrefix(trimmed, "# BEGIN GENERATED ROUTES "); ok {
+			group := api.Group(strings.TrimSpace(g))
+			end = "# END GENERATED ROUTES " + string(group)
+			gen = func(indent string) []string { return generatedEvents(byGroup[group], indent) }
+			found[group] = true
+		} else if trimmed == "# BEGIN GENERATED HEAD ROUTES" {
+			end = "# END GENERATED HEAD ROUTES"
+			gen = func(indent string) []string { return generatedHeadPaths(heads, indent) }
+			foundHeads = true
+		} else {
 			continue
 		}
-		group := api.Group(strings.TrimSpace(g))
-		end := "# END GENERATED ROUTES " + string(group)
 		j := i + 1
 		for j < len(lines) && strings.TrimSpace(lines[j]) != end {
 			j++
@@ -185,15 +254,17 @@ func rewriteGenerated(text string, byGroup map[api.Group][]gatewayRoute) (string
 			return "", fmt.Errorf("no %q after line %d", end, i+1)
 		}
 		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
-		out = append(out, generatedEvents(byGroup[group], indent)...)
+		out = append(out, gen(indent)...)
 		out = append(out, lines[j])
-		found[group] = true
 		i = j
 	}
 	for g := range byGroup {
 		if !found[g] {
 			return "", fmt.Errorf("template.yaml has no generated route section for group %s", g)
 		}
+	}
+	if len(heads) > 0 && !foundHeads {
+		return "", fmt.Errorf("template.yaml has no generated HEAD route section")
 	}
 	return strings.Join(out, "\n"), nil
 }

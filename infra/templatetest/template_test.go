@@ -126,6 +126,8 @@ var specs = []fnSpec{
 		grants([]string{"s3:ListBucket"}, "BUCKET"),
 		// publish.Pipeline.HandlePatchRequest deletes the marker it served.
 		grants([]string{"s3:DeleteObject"}, "OBJECTS/"+publish.PatchRequestPrefix),
+		// Events it failed on go to the on-failure queue (granted by SAM, see samGrants).
+		grants([]string{"sqs:SendMessage"}, "FAILUREQUEUE"),
 	)},
 }
 
@@ -133,21 +135,30 @@ var specs = []fnSpec{
 var (
 	requiredEnv = []string{awsenv.EnvTable, awsenv.EnvBucket, awsenv.EnvPublicURL, awsenv.EnvStateTTL,
 		awsenv.EnvURLTTL, awsenv.EnvPatchBases}
-	cdnEnv   = []string{awsenv.EnvCDNDomain, awsenv.EnvCDNKeyPairID, awsenv.EnvCDNPrivateKeySSM}
+	cdnEnv   = []string{awsenv.EnvCDNDomain, awsenv.EnvCDNKeySSM}
 	knownEnv = map[string]bool{
-		awsenv.EnvTable: true, awsenv.EnvBucket: true, awsenv.EnvCDNDomain: true, awsenv.EnvCDNKeyPairID: true,
-		awsenv.EnvCDNPrivateKeySSM: true, awsenv.EnvPublicURL: true, awsenv.EnvDefaultApp: true,
+		awsenv.EnvTable: true, awsenv.EnvBucket: true, awsenv.EnvCDNDomain: true, awsenv.EnvCDNKeySSM: true,
+		awsenv.EnvPublicURL: true, awsenv.EnvDefaultApp: true,
 		awsenv.EnvStateTTL: true, awsenv.EnvURLTTL: true, awsenv.EnvPatchBases: true, awsenv.EnvLogLevel: true,
 		"AWS_ENDPOINT_URL": true, // the SDK's own endpoint override (local emulation)
-		"GOMEMLIMIT":       true, // the Go runtime's soft memory limit (patch function)
+	}
+	// unwantedEnv are variables the code reads that the template must not set.
+	unwantedEnv = map[string]string{
+		awsenv.EnvCDNKeyPairID:     "the key pair id is read with the private key from " + awsenv.EnvCDNKeySSM + " (one parameter, so a rotation never pairs an id with the other key)",
+		awsenv.EnvCDNPrivateKeySSM: "older name of " + awsenv.EnvCDNKeySSM,
+		awsenv.EnvCDNPrivateKey:    "a private key in the environment is for tests and LocalStack",
+		"GOMEMLIMIT":               "awsenv derives it from the function's memory size (AWS_LAMBDA_FUNCTION_MEMORY_SIZE) at start",
 	}
 )
 
 // Fake values the evaluator gives resources.
 const (
-	fakeTableName = "otakit-Table-1A2B3C4D5E6F"
-	fakeCDNDomain = "d111111abcdef8.cloudfront.net"
-	fakeKeyPairID = "K2JCJMDEHXQW5F"
+	fakeTableName  = "otakit-Table-1A2B3C4D5E6F"
+	fakeCDNDomain  = "d111111abcdef8.cloudfront.net"
+	fakeKeyPairID  = "K2JCJMDEHXQW5F"
+	fakeKeyPairIDB = "K3BBBBBBBBBBBB"
+	fakeApiID      = "a1b2c3d4e5"
+	fakeQueueName  = "otakit-PatchFailureQueue-1A2B3C4D5E6F"
 )
 
 func repoRoot(t *testing.T) string {
@@ -171,7 +182,7 @@ func setup(t *testing.T) *cfnTemplate {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text, err := rewriteGenerated(string(b), byGroupOrder)
+		text, err := rewriteGenerated(string(b), byGroupOrder, headRoutes(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,6 +198,29 @@ func setup(t *testing.T) *cfnTemplate {
 		t.Fatalf("template.yaml: %v", err)
 	}
 	return tpl
+}
+
+// headRoutes are the HEAD twins of the deployed GET routes, to the GET route's function.
+func headRoutes(t *testing.T) []headRoute {
+	t.Helper()
+	order, group, err := deployedRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fnOf := map[gatewayRoute]string{}
+	for _, r := range order {
+		fnOf[r] = specForGroup(group[r]).Logical
+	}
+	return headTwins(order, fnOf)
+}
+
+func specForGroup(g api.Group) fnSpec {
+	for _, s := range specs {
+		if s.Group == g {
+			return s
+		}
+	}
+	return fnSpec{}
 }
 
 func routesByGroup(t *testing.T) (map[gatewayRoute]api.Group, map[api.Group][]gatewayRoute) {
@@ -210,7 +244,13 @@ func routesByGroup(t *testing.T) (map[gatewayRoute]api.Group, map[api.Group][]ga
 // evaluatorFor resolves the template with EnableCdn set as given.
 func evaluatorFor(t *testing.T, tpl *cfnTemplate, cdn bool) *evaluator {
 	t.Helper()
-	e := newEvaluator(tpl, map[string]string{"EnableCdn": strconv.FormatBool(cdn)})
+	return evaluatorWith(t, tpl, map[string]string{"EnableCdn": strconv.FormatBool(cdn)})
+}
+
+// evaluatorWith resolves the template with the given parameter values.
+func evaluatorWith(t *testing.T, tpl *cfnTemplate, params map[string]string) *evaluator {
+	t.Helper()
+	e := newEvaluator(tpl, params)
 	bucket, err := e.str(tpl.Resources["Bucket"]["Properties"].(map[string]any)["BucketName"])
 	if err != nil {
 		t.Fatalf("Bucket.BucketName: %v", err)
@@ -223,6 +263,15 @@ func evaluatorFor(t *testing.T, tpl *cfnTemplate, cdn bool) *evaluator {
 	e.atts["Distribution.DomainName"] = fakeCDNDomain
 	e.refs["Distribution"] = "E2QWRUHAPOMQZL"
 	e.refs["CdnPublicKey"] = fakeKeyPairID
+	e.refs["CdnPublicKeyB"] = fakeKeyPairIDB
+	e.refs["HttpApi"] = fakeApiID
+	e.refs["PatchFailureQueue"] = "https://sqs.us-east-1.amazonaws.com/123456789012/" + fakeQueueName
+	e.atts["PatchFailureQueue.Arn"] = "arn:aws:sqs:us-east-1:123456789012:" + fakeQueueName
+	e.atts["PatchFailureQueue.QueueName"] = fakeQueueName
+	for _, s := range specs {
+		e.refs[s.Logical] = "otakit-" + s.Logical + "-1A2B3C4D5E6F"
+		e.atts[s.Logical+".Arn"] = "arn:aws:lambda:us-east-1:123456789012:function:otakit-" + s.Logical + "-1A2B3C4D5E6F"
+	}
 	return e
 }
 
@@ -256,8 +305,12 @@ func TestTemplate(t *testing.T) {
 	t.Run("policies", func(t *testing.T) { checkPolicies(t, tpl) })
 	t.Run("storage", func(t *testing.T) { checkStorage(t, tpl) })
 	t.Run("cdn", func(t *testing.T) { checkCDN(t, tpl) })
+	t.Run("logging", func(t *testing.T) { checkLogging(t, tpl) })
+	t.Run("patch failures", func(t *testing.T) { checkPatchFailures(t, tpl) })
+	t.Run("custom domains", func(t *testing.T) { checkCustomDomains(t, tpl) })
 	t.Run("outputs", func(t *testing.T) {
-		for _, o := range []string{"ApiUrl", "CdnDomain", "TableName", "BucketName"} {
+		for _, o := range []string{"ApiUrl", "CdnDomain", "CdnPublicKeyIdA", "CdnPublicKeyIdB", "ApiDomainTarget",
+			"PatchFailureQueue", "TableName", "BucketName"} {
 			if _, ok := tpl.Outputs[o]; !ok {
 				t.Errorf("no output %s", o)
 			}
@@ -277,6 +330,8 @@ var getAttAttributes = map[string][]string{
 	"AWS::CloudFront::KeyGroup":            {"Id", "LastModifiedTime"},
 	"AWS::Serverless::Function":            {"Arn"},
 	"AWS::Logs::LogGroup":                  {"Arn"},
+	"AWS::SQS::Queue":                      {"Arn", "QueueName", "QueueUrl"},
+	"AWS::ApiGatewayV2::DomainName":        {"RegionalDomainName", "RegionalHostedZoneId", "DomainName"},
 }
 
 func checkReferences(t *testing.T, tpl *cfnTemplate) {
@@ -322,7 +377,8 @@ func checkReferences(t *testing.T, tpl *cfnTemplate) {
 		}
 		scopes = append(scopes, scope{"Outputs." + name, o, conds})
 	}
-	scopes = append(scopes, scope{"Globals", tpl.Globals, nil}, scope{"Conditions", tpl.Conditions, nil})
+	scopes = append(scopes, scope{"Globals", tpl.Globals, nil}, scope{"Conditions", tpl.Conditions, nil},
+		scope{"Rules", tpl.Rules, nil})
 
 	for _, s := range scopes {
 		for _, ref := range references(s.v, s.where, s.conds) {
@@ -342,6 +398,13 @@ func checkReferences(t *testing.T, tpl *cfnTemplate) {
 				if ref.Kind == "GetAtt" || ref.Attr != "" {
 					t.Errorf("%s: GetAtt on parameter %s", ref.Where, ref.Target)
 				}
+				continue
+			}
+			if strings.HasPrefix(ref.Where, "Rules.") {
+				t.Errorf("%s: rules may only use parameters, not %q", ref.Where, ref.Target)
+				continue
+			}
+			if res, prop, ok := strings.Cut(ref.Target, "."); ok && ref.Kind == "Ref" && samReferenceable(tpl, res, prop) {
 				continue
 			}
 			res, ok := tpl.Resources[ref.Target]
@@ -371,6 +434,9 @@ func checkReferences(t *testing.T, tpl *cfnTemplate) {
 func checkCycles(t *testing.T, tpl *cfnTemplate) {
 	edges := map[string]map[string]bool{}
 	add := func(from, to string) {
+		if res, prop, ok := strings.Cut(to, "."); ok && samReferenceable(tpl, res, prop) {
+			to = res // HttpApi.Stage depends on HttpApi
+		}
 		if _, ok := tpl.Resources[to]; !ok || from == to {
 			return
 		}
@@ -483,9 +549,13 @@ func checkParameters(t *testing.T, tpl *cfnTemplate) {
 
 // ---- routes
 
-// templateRoutes lists the HttpApi events of every function.
+// templateRoutes lists the routes of the HttpApi: every function's HttpApi events
+// and the operations of the API's OpenAPI body (HEAD twins), with their function.
 func templateRoutes(t *testing.T, tpl *cfnTemplate) map[gatewayRoute][]string {
 	out := map[gatewayRoute][]string{}
+	for r, fn := range bodyRoutes(t, tpl) {
+		out[r] = append(out[r], fn)
+	}
 	for _, name := range sortedKeys(tpl.Resources) {
 		r := tpl.Resources[name]
 		if r["Type"] != "AWS::Serverless::Function" {
@@ -514,37 +584,108 @@ func templateRoutes(t *testing.T, tpl *cfnTemplate) map[gatewayRoute][]string {
 	return out
 }
 
+// bodyRoutes lists the operations of the HttpApi's OpenAPI body (DefinitionBody)
+// with the function each integrates, checking each is a Lambda proxy integration as
+// SAM writes them for events.
+func bodyRoutes(t *testing.T, tpl *cfnTemplate) map[gatewayRoute]string {
+	out := map[gatewayRoute]string{}
+	paths, _ := get(props(t, tpl, "HttpApi"), "DefinitionBody", "paths").(map[string]any)
+	uriFn := regexp.MustCompile(`^arn:\$\{AWS::Partition\}:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/\$\{([A-Za-z0-9]+)\.Arn\}/invocations$`)
+	for _, path := range sortedKeys(paths) {
+		ops, _ := paths[path].(map[string]any)
+		for _, method := range sortedKeys(ops) {
+			op := ops[method]
+			where := "HttpApi.DefinitionBody.paths." + path + "." + method
+			integ, _ := get(op, "x-amazon-apigateway-integration").(map[string]any)
+			uri, _ := integ["uri"].(map[string]any)
+			sub, _ := uri["Fn::Sub"].(string)
+			m := uriFn.FindStringSubmatch(sub)
+			if m == nil || integ["type"] != "aws_proxy" || integ["httpMethod"] != "POST" || integ["payloadFormatVersion"] != "2.0" {
+				t.Errorf("%s: want a Lambda proxy integration (aws_proxy, POST, payload 2.0, uri of a function), got %v", where, integ)
+				continue
+			}
+			// Every path parameter declared: HTTP API import warns otherwise, and the
+			// API fails on warnings.
+			declared := map[string]bool{}
+			params, _ := get(op, "parameters").([]any)
+			for _, p := range params {
+				if get(p, "in") == "path" && get(p, "required") == "true" {
+					declared[fmt.Sprint(get(p, "name"))] = true
+				}
+			}
+			for _, pm := range pathParams.FindAllStringSubmatch(path, -1) {
+				if !declared[pm[1]] {
+					t.Errorf("%s: path parameter %s is not declared", where, pm[1])
+				}
+			}
+			out[gatewayRoute{Method: strings.ToUpper(method), Path: path}] = m[1]
+		}
+	}
+	return out
+}
+
 func checkRoutes(t *testing.T, tpl *cfnTemplate) {
-	want, byGroup := routesByGroup(t)
+	deployed, byGroup := routesByGroup(t)
 	fnOf := map[api.Group]string{}
 	for _, s := range specs {
 		if s.Group != "" {
 			fnOf[s.Group] = s.Logical
 		}
 	}
+	// What API Gateway must route: the route table, plus a HEAD twin of every GET
+	// route to the same function (HTTP APIs match methods exactly; Go's ServeMux
+	// answers HEAD for GET patterns, API Gateway does not).
+	want := map[gatewayRoute]string{}
+	for r, g := range deployed {
+		want[r] = fnOf[g]
+	}
+	for _, h := range headRoutes(t) {
+		want[h.gatewayRoute] = h.Function
+	}
 	got := templateRoutes(t, tpl)
-	for r, g := range want {
+	for r, fn := range want {
 		fns := got[r]
 		switch {
+		case len(fns) == 0 && r.Method == http.MethodHead:
+			t.Errorf("GET %s has no HEAD twin in template.yaml: API Gateway would answer HEAD with 404 (run: go test ./infra/templatetest -run TestTemplate -update)", r.Path)
 		case len(fns) == 0:
-			t.Errorf("route %s (group %s) is not in template.yaml (run: go test ./infra/templatetest -run TestTemplate -update)", r, g)
+			t.Errorf("route %s (group %s) is not in template.yaml (run: go test ./infra/templatetest -run TestTemplate -update)", r, deployed[r])
 		case len(fns) > 1:
 			t.Errorf("route %s is declared by %v", r, fns)
-		case fns[0] != fnOf[g]:
-			t.Errorf("route %s goes to %s, want %s (group %s)", r, fns[0], fnOf[g], g)
+		case fns[0] != fn:
+			t.Errorf("route %s goes to %s, want %s", r, fns[0], fn)
 		}
 	}
 	for r, fns := range got {
 		if _, ok := want[r]; !ok {
-			t.Errorf("template.yaml routes %s to %v, but api.Routes() has no such deployed route (local routes are otad-only)", r, fns)
+			t.Errorf("template.yaml routes %s to %v, but api.Routes() has no such deployed route (local routes are otad-only) nor a GET route it would be the HEAD twin of", r, fns)
 		}
 	}
+	// HEAD twins live in the API's body, sharing one Lambda permission per function;
+	// the body holds nothing else (SAM writes the events' routes into it).
+	body := bodyRoutes(t, tpl)
+	headFns := map[string]bool{}
+	for r, fn := range body {
+		if r.Method != http.MethodHead {
+			t.Errorf("HttpApi.DefinitionBody declares %s: declare routes as function events; the body holds only the HEAD twins", r)
+		}
+		headFns[fn] = true
+	}
+	for _, h := range headRoutes(t) {
+		if fn, ok := body[h.gatewayRoute]; !ok || fn != h.Function {
+			if fns := got[h.gatewayRoute]; len(fns) > 0 {
+				t.Errorf("%s is declared outside the HttpApi body (as an event, SAM adds a Lambda permission per route): keep HEAD twins in the body", h.gatewayRoute)
+			}
+		}
+	}
+	checkHeadPermissions(t, tpl, headFns)
 	for g, rs := range byGroup {
 		if len(rs) == 0 {
 			t.Errorf("group %s has no routes: its function would have no events", g)
 		}
-		// SAM adds one invoke permission per route to the function's resource policy,
-		// which Lambda caps at 20 KB (about 50 such statements).
+		// SAM adds one invoke permission per route event to the function's resource
+		// policy, which Lambda caps at 20 KB (about 45 such statements with a long
+		// stack name); the HEAD twins share one more.
 		if len(rs) > 40 {
 			t.Errorf("group %s has %d routes: its function's resource policy nears Lambda's 20 KB limit", g, len(rs))
 		}
@@ -556,6 +697,41 @@ func checkRoutes(t *testing.T, tpl *cfnTemplate) {
 	sort.Slice(all, func(i, j int) bool { return all[i].String() < all[j].String() })
 	for _, c := range siblingConflicts(all) {
 		t.Errorf("API Gateway route conflict: %s", c)
+	}
+}
+
+// checkHeadPermissions: API Gateway may invoke exactly the functions with HEAD routes
+// in the body, for HEAD requests of this API.
+func checkHeadPermissions(t *testing.T, tpl *cfnTemplate, headFns map[string]bool) {
+	e := evaluatorFor(t, tpl, false)
+	perms := map[string]int{}
+	for _, name := range sortedKeys(tpl.Resources) {
+		r := tpl.Resources[name]
+		if r["Type"] != "AWS::Lambda::Permission" {
+			continue
+		}
+		p, err := e.eval(props(t, tpl, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		var fn string
+		if f, arg, ok := intrinsic(props(t, tpl, name)["FunctionName"]); ok && f == "Ref" {
+			fn, _ = arg.(string)
+		}
+		want := "arn:aws:execute-api:us-east-1:123456789012:" + fakeApiID + "/*/HEAD/*"
+		if get(p, "Action") != "lambda:InvokeFunction" || get(p, "Principal") != "apigateway.amazonaws.com" || get(p, "SourceArn") != want {
+			t.Errorf("%s: want lambda:InvokeFunction for apigateway.amazonaws.com from %s, got %v", name, want, p)
+		}
+		if !headFns[fn] {
+			t.Errorf("%s lets API Gateway invoke %s, which has no HEAD routes", name, fn)
+		}
+		perms[fn]++
+	}
+	for fn := range headFns {
+		if perms[fn] != 1 {
+			t.Errorf("%s has HEAD routes in the HttpApi body and %d invoke permissions for them, want 1", fn, perms[fn])
+		}
 	}
 }
 
@@ -703,7 +879,9 @@ func checkEnvironment(t *testing.T, tpl *cfnTemplate) {
 			}
 			values := map[string]string{}
 			for _, k := range sortedKeys(merged) {
-				if !knownEnv[k] {
+				if why, ok := unwantedEnv[k]; ok {
+					t.Errorf("%s: sets %s: %s", s.Logical, k, why)
+				} else if !knownEnv[k] {
 					t.Errorf("%s: environment variable %s is not read by awsenv", s.Logical, k)
 				}
 				r, err := e.eval(merged[k])
@@ -738,9 +916,9 @@ func checkEnvironment(t *testing.T, tpl *cfnTemplate) {
 			if values[awsenv.EnvBucket] != e.refs["Bucket"] {
 				t.Errorf("%s: %s = %q, want the bucket's name %q", s.Logical, awsenv.EnvBucket, values[awsenv.EnvBucket], e.refs["Bucket"])
 			}
-			if s.CDN && cdn && (values[awsenv.EnvCDNDomain] != fakeCDNDomain || values[awsenv.EnvCDNKeyPairID] != fakeKeyPairID) {
-				t.Errorf("%s: CDN settings %q %q, want the distribution's domain and the public key id", s.Logical,
-					values[awsenv.EnvCDNDomain], values[awsenv.EnvCDNKeyPairID])
+			if s.CDN && cdn && (values[awsenv.EnvCDNDomain] != fakeCDNDomain || values[awsenv.EnvCDNKeySSM] != e.params["CdnKeyParameter"]) {
+				t.Errorf("%s: CDN settings %q %q, want the distribution's domain and the key parameter", s.Logical,
+					values[awsenv.EnvCDNDomain], values[awsenv.EnvCDNKeySSM])
 			}
 			// What the template sets must be accepted by the code that reads it.
 			if _, err := awsenv.FromEnv(func(k string) string { return values[k] }); err != nil {
@@ -758,7 +936,32 @@ var knownActions = map[string]bool{
 	"dynamodb:GetItem": true, "dynamodb:Query": true, "dynamodb:UpdateItem": true, "dynamodb:DeleteItem": true,
 	"dynamodb:PutItem": true, "dynamodb:ConditionCheckItem": true,
 	"s3:GetObject": true, "s3:PutObject": true, "s3:DeleteObject": true, "s3:ListBucket": true,
-	"s3:AbortMultipartUpload": true, "ssm:GetParameter": true,
+	"s3:AbortMultipartUpload": true, "ssm:GetParameter": true, "sqs:SendMessage": true,
+}
+
+// samGrants are the statements SAM adds to a function's role besides its Policies:
+// for an EventInvokeConfig destination of Type SQS, sqs:SendMessage on that queue
+// (samtranslator IAMRolePolicies.sqs_send_message_role_policy).
+func samGrants(t *testing.T, e *evaluator, p map[string]any) []grant {
+	var out []grant
+	for _, when := range []string{"OnSuccess", "OnFailure"} {
+		d := get(p, "EventInvokeConfig", "DestinationConfig", when)
+		if d == nil {
+			continue
+		}
+		dest, err := e.str(get(d, "Destination"))
+		if err != nil {
+			t.Errorf("EventInvokeConfig %s destination: %v", when, err)
+			continue
+		}
+		switch get(d, "Type") {
+		case "SQS":
+			out = append(out, grant{Action: "sqs:SendMessage", Resource: dest})
+		default:
+			t.Errorf("EventInvokeConfig %s: destination type %v: model what SAM grants for it in samGrants", when, get(d, "Type"))
+		}
+	}
+	return out
 }
 
 func canonicalCondition(c any) string {
@@ -787,9 +990,10 @@ func checkPolicies(t *testing.T, tpl *cfnTemplate) {
 	e := evaluatorFor(t, tpl, true) // the CDN on: every conditional statement present
 	bucket := e.refs["Bucket"]
 	placeholders := map[string]string{
-		"TABLE":  e.atts["Table.Arn"],
-		"BUCKET": "arn:aws:s3:::" + bucket,
-		"CDNKEY": "arn:aws:ssm:us-east-1:123456789012:parameter" + e.params["CdnPrivateKeyParameter"],
+		"TABLE":        e.atts["Table.Arn"],
+		"BUCKET":       "arn:aws:s3:::" + bucket,
+		"CDNKEY":       "arn:aws:ssm:us-east-1:123456789012:parameter" + e.params["CdnKeyParameter"],
+		"FAILUREQUEUE": e.atts["PatchFailureQueue.Arn"],
 	}
 	resolve := func(r string) string {
 		if p, ok := strings.CutPrefix(r, "OBJECTS/"); ok {
@@ -863,6 +1067,9 @@ func checkPolicies(t *testing.T, tpl *cfnTemplate) {
 				}
 			}
 		}
+		for _, g := range samGrants(t, e, p) {
+			got[g] = true
+		}
 		want := map[grant]bool{}
 		for _, g := range s.Grants {
 			want[grant{Action: g.Action, Resource: resolve(g.Resource), Cond: g.Cond}] = true
@@ -917,8 +1124,11 @@ func checkStorage(t *testing.T, tpl *cfnTemplate) {
 	if get(tb, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != "true" {
 		t.Error("Table: point-in-time recovery is off")
 	}
-	if get(tb, "SSESpecification", "SSEEnabled") == nil {
-		t.Error("Table: no SSESpecification")
+	// Encrypted with the AWS owned key, free: no SSESpecification, or SSEEnabled
+	// false. SSEEnabled true is KMS (the AWS managed key or one's own), billed per
+	// request.
+	if sse := tb["SSESpecification"]; sse != nil && (get(sse, "SSEEnabled") != "false" || get(sse, "KMSMasterKeyId") != nil || get(sse, "SSEType") != nil) {
+		t.Errorf("Table: SSESpecification %v: want the AWS owned key (no SSESpecification, or SSEEnabled false)", sse)
 	}
 
 	b := props(t, tpl, "Bucket")
@@ -987,13 +1197,226 @@ func checkCDN(t *testing.T, tpl *cfnTemplate) {
 	if !found {
 		t.Error("BucketPolicy: no statement for cloudfront.amazonaws.com")
 	}
-	kg, _ := e.eval(props(t, tpl, "CdnKeyGroup"))
-	if fmt.Sprint(get(kg, "KeyGroupConfig", "Items")) != "["+fakeKeyPairID+"]" {
-		t.Errorf("CdnKeyGroup must hold CdnPublicKey, got %v", get(kg, "KeyGroupConfig", "Items"))
-	}
+	checkKeySlots(t, tpl)
 	api := props(t, tpl, "HttpApi")
 	if get(api, "DefaultRouteSettings", "ThrottlingRateLimit") == nil || get(api, "DefaultRouteSettings", "ThrottlingBurstLimit") == nil {
 		t.Error("HttpApi: no DefaultRouteSettings throttling")
+	}
+}
+
+// checkKeySlots: the key group trusts every filled key slot, so a rotation can hold
+// the old and the new public key; the functions get one parameter for id and key.
+func checkKeySlots(t *testing.T, tpl *cfnTemplate) {
+	for _, tc := range []struct {
+		a, b string
+		want string
+	}{
+		{"/otakit/cloudfront-public-key", "", "[" + fakeKeyPairID + "]"},
+		{"/otakit/cloudfront-public-key", "/otakit/cloudfront-public-key-2", "[" + fakeKeyPairID + " " + fakeKeyPairIDB + "]"},
+		{"", "/otakit/cloudfront-public-key-2", "[" + fakeKeyPairIDB + "]"},
+	} {
+		e := evaluatorWith(t, tpl, map[string]string{"EnableCdn": "true", "CdnPublicKeyParameter": tc.a, "CdnPublicKeyBParameter": tc.b})
+		kg, err := e.eval(props(t, tpl, "CdnKeyGroup"))
+		if err != nil {
+			t.Fatalf("CdnKeyGroup: %v", err)
+		}
+		if got := fmt.Sprint(get(kg, "KeyGroupConfig", "Items")); got != tc.want {
+			t.Errorf("slots A=%q B=%q: CdnKeyGroup holds %s, want %s", tc.a, tc.b, got, tc.want)
+		}
+		for slot, logical := range map[string]string{tc.a: "CdnPublicKey", tc.b: "CdnPublicKeyB"} {
+			c, _ := tpl.Resources[logical]["Condition"].(string)
+			on, err := e.condition(c)
+			if err != nil || on != (slot != "") {
+				t.Errorf("slots A=%q B=%q: %s exists: %v (%v)", tc.a, tc.b, logical, on, err)
+			}
+			if slot == "" {
+				continue
+			}
+			pk, err := e.eval(props(t, tpl, logical))
+			if err != nil {
+				t.Fatalf("%s: %v", logical, err)
+			}
+			if got := get(pk, "PublicKeyConfig", "EncodedKey"); got != "{{resolve:ssm:"+slot+"}}" {
+				t.Errorf("%s: EncodedKey %v, want the SSM parameter %s", logical, got, slot)
+			}
+		}
+	}
+	// Slot names differ: both can exist at once (CloudFront key names are unique).
+	e := evaluatorWith(t, tpl, map[string]string{"EnableCdn": "true", "CdnPublicKeyBParameter": "/k"})
+	a, _ := e.eval(props(t, tpl, "CdnPublicKey"))
+	b, _ := e.eval(props(t, tpl, "CdnPublicKeyB"))
+	if get(a, "PublicKeyConfig", "Name") == get(b, "PublicKeyConfig", "Name") {
+		t.Errorf("key slots share the name %v", get(a, "PublicKeyConfig", "Name"))
+	}
+	// With an alternate domain name the functions sign URLs for it.
+	e = evaluatorWith(t, tpl, map[string]string{"EnableCdn": "true", "CdnDomainName": "dl.example.com",
+		"CdnCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"})
+	d, err := e.eval(props(t, tpl, "Distribution"))
+	if err != nil {
+		t.Fatalf("Distribution: %v", err)
+	}
+	if got := fmt.Sprint(get(d, "DistributionConfig", "Aliases")); got != "[dl.example.com]" {
+		t.Errorf("Distribution.Aliases = %s, want [dl.example.com]", got)
+	}
+	vc := get(d, "DistributionConfig", "ViewerCertificate")
+	if get(vc, "AcmCertificateArn") != e.params["CdnCertificateArn"] || get(vc, "SslSupportMethod") != "sni-only" {
+		t.Errorf("Distribution.ViewerCertificate = %v, want the ACM certificate, SNI", vc)
+	}
+	for _, s := range specs {
+		if !s.CDN {
+			continue
+		}
+		v, err := e.eval(get(props(t, tpl, s.Logical), "Environment", "Variables", awsenv.EnvCDNDomain))
+		if err != nil || v != "dl.example.com" {
+			t.Errorf("%s: %s = %v (%v), want the alternate domain name", s.Logical, awsenv.EnvCDNDomain, v, err)
+		}
+	}
+	e = evaluatorFor(t, tpl, true)
+	d, _ = e.eval(props(t, tpl, "Distribution"))
+	if get(d, "DistributionConfig", "Aliases") != nil || get(d, "DistributionConfig", "ViewerCertificate", "CloudFrontDefaultCertificate") != "true" {
+		t.Errorf("Distribution without CdnDomainName: %v", get(d, "DistributionConfig"))
+	}
+}
+
+// checkLogging: every function logs JSON that Lambda filters: platform lines from
+// WARN, application lines from the LogLevel parameter, into its own log group.
+func checkLogging(t *testing.T, tpl *cfnTemplate) {
+	g, _ := tpl.Globals["Function"].(map[string]any)
+	levels, _ := tpl.Parameters["LogLevel"]["AllowedValues"].([]any)
+	if len(levels) == 0 {
+		t.Fatal("parameter LogLevel has no AllowedValues")
+	}
+	for _, lv := range levels {
+		e := evaluatorWith(t, tpl, map[string]string{"LogLevel": fmt.Sprint(lv)})
+		for _, s := range specs {
+			lc := map[string]any{}
+			for k, v := range get(g, "LoggingConfig").(map[string]any) {
+				lc[k] = v
+			}
+			if own, ok := props(t, tpl, s.Logical)["LoggingConfig"].(map[string]any); ok {
+				for k, v := range own {
+					lc[k] = v
+				}
+			}
+			v, err := e.eval(lc)
+			if err != nil {
+				t.Errorf("%s: LoggingConfig: %v", s.Logical, err)
+				continue
+			}
+			want := map[string]string{"LogFormat": "JSON", "SystemLogLevel": "WARN",
+				"ApplicationLogLevel": strings.ToUpper(fmt.Sprint(lv))}
+			for k, w := range want {
+				if got := get(v, k); got != w {
+					t.Errorf("%s (LogLevel %v): LoggingConfig.%s = %v, want %s", s.Logical, lv, k, got, w)
+				}
+			}
+			if get(v, "LogGroup") == nil {
+				t.Errorf("%s: no LoggingConfig.LogGroup (logs would never expire)", s.Logical)
+			}
+		}
+	}
+}
+
+// checkPatchFailures: S3 events the patch function fails on for good land in an SQS
+// queue with an alarm on it, instead of vanishing.
+func checkPatchFailures(t *testing.T, tpl *cfnTemplate) {
+	p := props(t, tpl, "PatchFunction")
+	eic := get(p, "EventInvokeConfig")
+	if get(eic, "MaximumRetryAttempts") != "2" {
+		t.Errorf("PatchFunction: EventInvokeConfig.MaximumRetryAttempts = %v, want 2", get(eic, "MaximumRetryAttempts"))
+	}
+	onFailure := get(eic, "DestinationConfig", "OnFailure")
+	if get(onFailure, "Type") != "SQS" {
+		t.Errorf("PatchFunction: on-failure destination type %v, want SQS (SAM then grants sqs:SendMessage on it)", get(onFailure, "Type"))
+	}
+	if fn, arg, ok := intrinsic(get(onFailure, "Destination")); !ok || fn != "Fn::GetAtt" || fmt.Sprint(arg) != "[PatchFailureQueue Arn]" {
+		t.Errorf("PatchFunction: on-failure destination %v, want !GetAtt PatchFailureQueue.Arn", get(onFailure, "Destination"))
+	}
+	if tpl.Resources["PatchFailureQueue"]["Type"] != "AWS::SQS::Queue" {
+		t.Fatalf("PatchFailureQueue is not an SQS queue")
+	}
+	if q := props(t, tpl, "PatchFailureQueue"); q["FifoQueue"] == "true" {
+		t.Error("PatchFailureQueue: Lambda destinations cannot be FIFO queues")
+	}
+	e := evaluatorWith(t, tpl, map[string]string{"AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"})
+	var alarms int
+	for _, name := range sortedKeys(tpl.Resources) {
+		if tpl.Resources[name]["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		a, err := e.eval(props(t, tpl, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		dims, _ := get(a, "Dimensions").([]any)
+		if get(a, "Namespace") != "AWS/SQS" || len(dims) != 1 || get(dims[0], "Name") != "QueueName" || get(dims[0], "Value") != fakeQueueName {
+			continue
+		}
+		alarms++
+		th, _ := strconv.ParseFloat(fmt.Sprint(get(a, "Threshold")), 64)
+		if get(a, "MetricName") != "ApproximateNumberOfMessagesVisible" ||
+			!(get(a, "ComparisonOperator") == "GreaterThanThreshold" && th == 0 || get(a, "ComparisonOperator") == "GreaterThanOrEqualToThreshold" && th == 1) {
+			t.Errorf("%s: want ApproximateNumberOfMessagesVisible > 0, got %v %v %v", name, get(a, "MetricName"), get(a, "ComparisonOperator"), get(a, "Threshold"))
+		}
+		if fmt.Sprint(get(a, "AlarmActions")) != "[arn:aws:sns:us-east-1:123456789012:ops]" {
+			t.Errorf("%s: AlarmActions %v, want the AlarmTopicArn topic", name, get(a, "AlarmActions"))
+		}
+	}
+	if alarms != 1 {
+		t.Errorf("%d alarms on PatchFailureQueue, want 1", alarms)
+	}
+}
+
+// checkCustomDomains: an optional domain at the root of the HTTP API (no mapping
+// key), only when asked for; the API's public URL follows it.
+func checkCustomDomains(t *testing.T, tpl *cfnTemplate) {
+	for _, name := range []string{"ApiDomain", "ApiMapping"} {
+		if c, _ := tpl.Resources[name]["Condition"].(string); c != "HasApiDomain" {
+			t.Errorf("%s: Condition %q, want HasApiDomain (optional)", name, c)
+		}
+	}
+	off := evaluatorFor(t, tpl, false)
+	if on, _ := off.condition("HasApiDomain"); on {
+		t.Error("HasApiDomain holds with the default parameters")
+	}
+	e := evaluatorWith(t, tpl, map[string]string{"ApiDomainName": "ota.example.com",
+		"ApiCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"})
+	if on, err := e.condition("HasApiDomain"); !on || err != nil {
+		t.Fatalf("HasApiDomain with a domain and a certificate: %v %v", on, err)
+	}
+	d, err := e.eval(props(t, tpl, "ApiDomain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := get(d, "DomainNameConfigurations").([]any)
+	if get(d, "DomainName") != "ota.example.com" || len(cfg) != 1 || get(cfg[0], "CertificateArn") != e.params["ApiCertificateArn"] ||
+		get(cfg[0], "EndpointType") != "REGIONAL" {
+		t.Errorf("ApiDomain = %v", d)
+	}
+	m := props(t, tpl, "ApiMapping")
+	if k, ok := m["ApiMappingKey"]; ok && k != "" {
+		t.Errorf("ApiMapping.ApiMappingKey = %v: the API must answer at the domain's root", k)
+	}
+	for k, want := range map[string]string{"ApiId": "HttpApi", "DomainName": "ApiDomain", "Stage": "HttpApi.Stage"} {
+		if fn, arg, ok := intrinsic(m[k]); !ok || fn != "Ref" || arg != want {
+			t.Errorf("ApiMapping.%s = %v, want !Ref %s", k, m[k], want)
+		}
+	}
+	g, _ := tpl.Globals["Function"].(map[string]any)
+	for params, want := range map[[2]string]string{
+		{"ota.example.com", ""}:                   "https://ota.example.com",
+		{"ota.example.com", "https://other.test"}: "https://other.test",
+		{"", ""}: "",
+	} {
+		e := evaluatorWith(t, tpl, map[string]string{"ApiDomainName": params[0], "PublicUrl": params[1],
+			"ApiCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/x"})
+		if params[0] == "" {
+			e.params["ApiCertificateArn"] = ""
+		}
+		v, err := e.eval(get(g, "Environment", "Variables", awsenv.EnvPublicURL))
+		if err != nil || v != want {
+			t.Errorf("ApiDomainName %q, PublicUrl %q: %s = %v (%v), want %q", params[0], params[1], awsenv.EnvPublicURL, v, err, want)
+		}
 	}
 }
 
