@@ -1694,3 +1694,30 @@ func TestCfnLint(t *testing.T) {
 		t.Fatalf("cfn-lint template.yaml: %v\n%s", err, out)
 	}
 }
+
+// TestSamconfigExample: the parameter overrides of samconfig.toml.example name
+// template parameters with allowed values (a stale name fails `sam deploy`).
+func TestSamconfigExample(t *testing.T) {
+	tpl := setup(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "samconfig.toml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overrides := regexp.MustCompile(`(?m)^\s*"([A-Za-z0-9]+)=([^"]*)",?\s*$`).FindAllStringSubmatch(string(b), -1)
+	if len(overrides) == 0 {
+		t.Fatal("samconfig.toml.example: no parameter overrides found")
+	}
+	for _, m := range overrides {
+		p, ok := tpl.Parameters[m[1]]
+		if !ok {
+			t.Errorf("samconfig.toml.example overrides %s, which template.yaml does not declare", m[1])
+			continue
+		}
+		if av, ok := p["AllowedValues"].([]any); ok && !slices.Contains(av, any(m[2])) {
+			t.Errorf("samconfig.toml.example: %s=%s is not among %v", m[1], m[2], av)
+		}
+		if pat, ok := p["AllowedPattern"].(string); ok && !regexp.MustCompile("^(?:"+pat+")$").MatchString(m[2]) {
+			t.Errorf("samconfig.toml.example: %s=%s does not match %s", m[1], m[2], pat)
+		}
+	}
+}
