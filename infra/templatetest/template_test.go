@@ -1721,3 +1721,34 @@ func TestSamconfigExample(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsParameters: docs/aws.md documents every template parameter and names no
+// parameter the template lacks.
+func TestDocsParameters(t *testing.T) {
+	tpl := setup(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "aws.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "\n## Parameters\n")
+	if start < 0 {
+		t.Fatal("docs/aws.md: no Parameters section")
+	}
+	section := doc[start:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	for name := range tpl.Parameters {
+		if !strings.Contains(section, "`"+name+"`") {
+			t.Errorf("docs/aws.md: parameter %s is not in the Parameters table", name)
+		}
+	}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([A-Za-z0-9]+)`(?:(?:, | / )`([A-Za-z0-9]+)`)?").FindAllStringSubmatch(section, -1) {
+		for _, name := range m[1:] {
+			if _, ok := tpl.Parameters[name]; name != "" && !ok {
+				t.Errorf("docs/aws.md documents parameter %s, which template.yaml does not declare", name)
+			}
+		}
+	}
+}
