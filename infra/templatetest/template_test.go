@@ -1,9 +1,11 @@
 // Package templatetest checks template.yaml against the code: the HttpApi routes are
-// exactly the deployed routes of api.Routes(), every reference resolves, every
-// function has the environment awsenv reads and a least-privilege policy, the build
-// targets exist, and the sample events match the routes.
+// exactly the deployed routes of api.Routes() plus a HEAD twin of each GET route,
+// every reference resolves, every function has the environment awsenv reads, its JSON
+// logging and a least-privilege policy, the build targets exist, the storage, CDN key
+// slots, failure queue and custom domains are as docs/aws.md describes them, and the
+// sample events, LocalStack files and samconfig.toml.example agree with the template.
 //
-// After changing the route table, regenerate the route events with
+// After changing the route table, regenerate the route events (and HEAD twins) with
 //
 //	go test ./infra/templatetest -run TestTemplate -update
 package templatetest
