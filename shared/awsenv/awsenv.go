@@ -55,6 +55,11 @@ const (
 	EnvURLTTL           = "OTA_URL_TTL"                // signed download URL lifetime ("1h" or seconds)
 	EnvPatchBases       = "OTA_PATCH_BASES"            // patches are precomputed from the last K releases
 	EnvLogLevel         = "OTA_LOG_LEVEL"              // debug, info (default), warn, error
+	EnvAccessLogEvery   = "OTA_ACCESS_LOG_EVERY"       // log one request line in N (default 100; 1 = all)
+
+	// defaultAccessLogEvery samples access lines on Lambda: the platform's REPORT line
+	// already counts every invocation, and CloudWatch bills each ingested line.
+	defaultAccessLogEvery = 100
 
 	envLambdaLogLevel     = "AWS_LAMBDA_LOG_LEVEL" // set by Lambda's advanced logging controls
 	maxPatchBases         = 50
@@ -86,6 +91,8 @@ type Options struct {
 	StateTTL   time.Duration // 0: api default
 	URLTTL     time.Duration // 0: api default
 	PatchBases int           // 0: pipeline default; negative: no precomputed patches
+	// AccessLogEvery logs one request line in N (server errors always); 0 or 1: all.
+	AccessLogEvery int
 
 	Log *slog.Logger
 
@@ -149,6 +156,14 @@ func FromEnv(getenv func(string) string) (Options, error) {
 			o.PatchBases = -1 // "0" in the environment turns patches off
 		}
 	}
+	o.AccessLogEvery = defaultAccessLogEvery
+	if v := get(EnvAccessLogEvery); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %q", EnvAccessLogEvery, v))
+		}
+		o.AccessLogEvery = n
+	}
 	level := get(EnvLogLevel)
 	if level == "" {
 		level = get(envLambdaLogLevel)
@@ -193,10 +208,11 @@ func (o Options) Validate() error {
 // Config is the handler configuration the options imply.
 func (o Options) Config() api.Config {
 	return api.Config{
-		PublicURL:  strings.TrimRight(o.PublicURL, "/"),
-		DefaultApp: o.DefaultApp,
-		URLTTL:     o.URLTTL,
-		StateTTL:   o.StateTTL,
+		PublicURL:      strings.TrimRight(o.PublicURL, "/"),
+		DefaultApp:     o.DefaultApp,
+		URLTTL:         o.URLTTL,
+		StateTTL:       o.StateTTL,
+		AccessLogEvery: o.AccessLogEvery,
 	}
 }
 

@@ -33,6 +33,7 @@ func TestFromEnv(t *testing.T) {
 		EnvTable: "ota-table", EnvBucket: "ota-bucket", EnvPublicURL: "https://ota.example.com/",
 		EnvDefaultApp: "com.example.app", EnvStateTTL: "10s", EnvURLTTL: "3600", EnvPatchBases: "3",
 		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeySSM: "/otakit/cloudfront-key", EnvLogLevel: "debug",
+		EnvAccessLogEvery: "1",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,8 @@ func TestFromEnv(t *testing.T) {
 		t.Errorf("FromEnv = %+v", o)
 	}
 	cfg := o.Config()
-	if cfg.PublicURL != "https://ota.example.com" || cfg.DefaultApp != "com.example.app" || cfg.StateTTL != 10*time.Second || cfg.URLTTL != time.Hour {
+	if cfg.PublicURL != "https://ota.example.com" || cfg.DefaultApp != "com.example.app" || cfg.StateTTL != 10*time.Second || cfg.URLTTL != time.Hour ||
+		cfg.AccessLogEvery != 1 {
 		t.Errorf("Config = %+v", cfg)
 	}
 	if !o.Log.Enabled(context.Background(), -4) {
@@ -57,6 +59,9 @@ func TestFromEnvDefaults(t *testing.T) {
 	}
 	if o.StateTTL != 0 || o.URLTTL != 0 || o.CDNDomain != "" {
 		t.Errorf("defaults = %+v", o)
+	}
+	if o.Config().AccessLogEvery != 100 {
+		t.Errorf("access lines on Lambda: 1 in %d, want 1 in 100 by default", o.Config().AccessLogEvery)
 	}
 	if o.PatchBases >= 0 {
 		t.Errorf("OTA_PATCH_BASES=0 must turn patches off, got PatchBases %d", o.PatchBases)
@@ -84,6 +89,7 @@ func TestFromEnvErrors(t *testing.T) {
 		"url ttl too long": {map[string]string{EnvURLTTL: "200h"}, EnvURLTTL},
 		"bad patch bases":  {map[string]string{EnvPatchBases: "many"}, EnvPatchBases},
 		"bad log level":    {map[string]string{EnvLogLevel: "loud"}, EnvLogLevel},
+		"bad access every": {map[string]string{EnvAccessLogEvery: "0"}, EnvAccessLogEvery},
 		"cdn without key":  {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNKeyPairID: "K1"}, EnvCDNKeySSM},
 		"cdn without id":   {map[string]string{EnvCDNDomain: "d1.cloudfront.net", EnvCDNPrivateKey: "pem"}, EnvCDNKeyPairID},
 		"cdn url":          {map[string]string{EnvCDNDomain: "https://d1.cloudfront.net/x", EnvCDNKeyPairID: "K1", EnvCDNPrivateKey: "pem"}, "bare domain"},
