@@ -126,18 +126,27 @@ func s3Event(bucket, key string) events.S3Event {
 
 var (
 	buildMu sync.Mutex
+	binDir  string // holds the built commands; TestMain removes it
 	built   = map[string]string{}
 )
 
-// binary builds a command of this module once per test run.
+// binary builds a command of this module once per test run, into one temporary
+// folder that TestMain removes at the end (removeBinaries).
 func binary(t *testing.T, name string) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := built[name]; ok {
 		return p
 	}
-	dir, _ := os.MkdirTemp("", "ota-e2e-bin")
-	p := filepath.Join(dir, name)
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "ota-e2e-bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = dir
+	}
+	p := filepath.Join(binDir, name)
 	if runtime.GOOS == "windows" {
 		p += ".exe"
 	}
@@ -147,6 +156,16 @@ func binary(t *testing.T, name string) string {
 	}
 	built[name] = p
 	return p
+}
+
+// removeBinaries removes what binary built.
+func removeBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	binDir, built = "", map[string]string{}
 }
 
 func (e *env) ota(t *testing.T, args ...string) (string, error) {

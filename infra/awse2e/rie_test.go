@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -61,13 +60,29 @@ type rieFigure struct {
 	LargestResponseBytes int     `json:"largest_response_bytes"`
 }
 
-// TestFunctionsUnderLambdaRIE runs the six Lambda binaries, built as for Lambda, each
-// under AWS's Runtime Interface Emulator against DynamoDB Local and versitygw: a
-// stand-in HTTP API routes to check, confirm, stats, upload and admin; the patch
-// function gets the S3 ObjectCreated event of each uploaded bundle. The ota CLI
-// publishes two releases through it, then a Capgo device checks, downloads,
-// reports stats and asks for its channel.
-func TestFunctionsUnderLambdaRIE(t *testing.T) {
+// rieStack is the six functions under the RIE against DynamoDB Local and versitygw
+// (a fresh table and bucket), the Gateway in front of them, S3 notifications to the
+// patch function, and the ota CLI pointed at the Gateway with an admin key.
+type rieStack struct {
+	deps   api.Deps // the test's own view of the store and the bucket
+	admin  string   // admin API key
+	bucket string
+	bins   map[string]string
+	fns    map[string]*lambdarie.Function
+	gw     *lambdarie.Gateway
+	url    string // the Gateway's base URL
+	ota    func(args ...string) (string, error)
+
+	patchMu      sync.Mutex
+	patchLargest int
+	patchErrs    []error
+	stopOnce     sync.Once
+	stopNotify   func()
+}
+
+// startRIE starts a rieStack; everything stops when the test ends.
+func startRIE(t *testing.T) *rieStack {
+	t.Helper()
 	lambdarie.RIE(t)
 	ctx := context.Background()
 	ddbURL, s3URL := testenv.DynamoEndpoint(t), testenv.S3Endpoint(t)
@@ -83,7 +98,6 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 	if err := s3blob.EnsureBucket(ctx, s3c, bucket); err != nil {
 		t.Fatal(err)
 	}
-	// The test's own view of the store: the admin key, and the bucket to watch.
 	deps, err := awsenv.Deps(ctx, awsenv.Options{Table: table, Bucket: bucket, DynamoDB: ddb, S3: s3c,
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	if err != nil {
@@ -93,15 +107,13 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 	if _, err := deps.Store.CreateKey(ctx, admin, "rie", []string{"*"}, true, "test"); err != nil {
 		t.Fatal(err)
 	}
+	s := &rieStack{deps: deps, admin: admin, bucket: bucket, fns: map[string]*lambdarie.Function{}}
 
 	names := make([]string, len(rieFunctions))
 	for i, f := range rieFunctions {
 		names[i] = f.name
 	}
-	buildStart := time.Now()
-	bins := lambdarie.BuildAll(t, names...)
-	t.Logf("built %d functions in %s", len(bins), time.Since(buildStart).Round(time.Millisecond))
-	fns := map[string]*lambdarie.Function{}
+	s.bins = lambdarie.BuildAll(t, names...) // once per test process (TestMain)
 	groups := map[api.Group]*lambdarie.Function{}
 	for _, rf := range rieFunctions {
 		env := map[string]string{
@@ -112,8 +124,8 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 		for k, v := range rf.env {
 			env[k] = v
 		}
-		f := lambdarie.Start(t, bins[rf.name], env, rf.memoryMB, rf.timeout)
-		fns[rf.name] = f
+		f := lambdarie.Start(t, s.bins[rf.name], env, rf.memoryMB, rf.timeout)
+		s.fns[rf.name] = f
 		if rf.group != "" {
 			groups[rf.group] = f
 		}
@@ -121,21 +133,19 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, rf := range rieFunctions {
-				t.Logf("---- %s logs:\n%s", rf.name, fns[rf.name].Logs())
+				t.Logf("---- %s logs:\n%s", rf.name, s.fns[rf.name].Logs())
 			}
 		}
 	})
-	gw := lambdarie.NewGateway(groups)
-	gw.Logf = t.Logf
-	hs := httptest.NewServer(gw)
+	s.gw = lambdarie.NewGateway(groups)
+	s.gw.Logf = t.Logf
+	hs := httptest.NewServer(s.gw)
 	t.Cleanup(hs.Close)
+	s.url = hs.URL
 
 	// S3 notifications: each new bundle's ObjectCreated event goes to the patch
 	// function under the RIE, as S3 invokes it (asynchronously, outside the gateway).
-	var patchMu sync.Mutex
-	patchLargest := 0
-	var patchErrs []error
-	nctx, stopNotify := context.WithCancel(ctx)
+	nctx, cancel := context.WithCancel(ctx)
 	notified := make(chan struct{})
 	go func() {
 		defer close(notified)
@@ -148,30 +158,50 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 				}
 				seen[k] = true
 				ev, _ := json.Marshal(s3Event(bucket, k))
-				out, _, err := fns["patch"].Invoke(nctx, ev)
-				patchMu.Lock()
-				patchLargest = max(patchLargest, len(out))
+				out, _, err := s.fns["patch"].Invoke(nctx, ev)
+				s.patchMu.Lock()
+				s.patchLargest = max(s.patchLargest, len(out))
 				if err != nil && nctx.Err() == nil {
-					patchErrs = append(patchErrs, fmt.Errorf("%s: %w (%s)", k, err, out))
+					s.patchErrs = append(s.patchErrs, fmt.Errorf("%s: %w (%s)", k, err, out))
 				}
-				patchMu.Unlock()
+				s.patchMu.Unlock()
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			stopNotify()
-			<-notified
+	s.stopNotify = func() { cancel(); <-notified }
+	t.Cleanup(func() { s.stopPatches(t) })
+	s.ota = otaCLI(t, s.url, admin)
+	return s
+}
+
+// stopPatches stops the S3 notifications (no more patch invokes) and fails the test
+// for every failed patch invoke; later calls do nothing.
+func (s *rieStack) stopPatches(t *testing.T) {
+	t.Helper()
+	s.stopOnce.Do(func() {
+		s.stopNotify()
+		s.patchMu.Lock()
+		defer s.patchMu.Unlock()
+		for _, err := range s.patchErrs {
+			t.Errorf("patch function: %v", err)
 		}
-	}
-	defer stop()
+	})
+}
+
+// TestFunctionsUnderLambdaRIE runs the six Lambda binaries, built as for Lambda, each
+// under AWS's Runtime Interface Emulator against DynamoDB Local and versitygw: a
+// stand-in HTTP API routes to check, confirm, stats, upload and admin; the patch
+// function gets the S3 ObjectCreated event of each uploaded bundle. The ota CLI
+// publishes two releases through it, then a Capgo device checks, downloads,
+// reports stats and asks for its channel.
+func TestFunctionsUnderLambdaRIE(t *testing.T) {
+	s := startRIE(t)
+	ctx := context.Background()
+	ota := s.ota
 
 	// Publish 1.0.1, then 1.0.2 with one changed file (the patch function precomputes
 	// the 1.0.1 -> 1.0.2 patch), through the CLI.
-	ota := otaCLI(t, hs.URL, admin)
 	const app = "com.example.rie"
 	if out, err := ota("app", "create", app); err != nil {
 		t.Fatalf("app create: %v %s", err, out)
@@ -186,7 +216,7 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 			t.Fatalf("release %s: %v %s", r.v, err, out)
 		}
 	}
-	rels, err := deps.Store.ListReleases(ctx, app)
+	rels, err := s.deps.Store.ListReleases(ctx, app)
 	if err != nil || len(rels) != 2 {
 		t.Fatalf("releases: %d %v", len(rels), err)
 	}
@@ -195,47 +225,44 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 			t.Fatalf("release %s is %s", r.Version, r.Status)
 		}
 	}
-	if _, err := deps.Store.GetPatch(ctx, app, "ota", "1.0.1", "1.0.2"); err != nil {
+	if _, err := s.deps.Store.GetPatch(ctx, app, "ota", "1.0.1", "1.0.2"); err != nil {
 		t.Errorf("the patch function did not precompute 1.0.1 -> 1.0.2: %v", err)
 	}
 
 	// A Capgo device: check, download from S3, stats, channel.
 	const device = "3f0c9a51-7d2e-4b8a-9c61-0e5f4d2a7b18"
-	a := capgoCheckAt(t, hs.URL, app, device, "builtin")
+	a := capgoCheckAt(t, s.url, app, device, "builtin")
 	if a.Version != "1.0.2" || a.Checksum == "" {
 		t.Fatalf("device check: %+v", a)
 	}
 	if code, body := get(t, a.URL); code != 200 || sha(body) != a.Checksum {
 		t.Fatalf("download: HTTP %d, sha256 %s, checksum %s", code, sha(body), a.Checksum)
 	}
-	dev := fmt.Sprintf(`"app_id":%q,"device_id":%q,"platform":"android","version_name":"1.0.2","version_build":"1.0.0","version_code":"1","version_os":"14","plugin_version":"8.51.23","custom_id":"","defaultChannel":"","is_emulator":false,"is_prod":true`, app, device)
-	if code, b := send(t, "POST", hs.URL+"/capgo/stats", `{`+dev+`,"action":"set","old_version_name":"builtin"}`); code != 200 || !strings.Contains(b, `"ok"`) {
+	dev := capgoDevice(app, device, "1.0.2")
+	if code, b := send(t, "POST", s.url+"/capgo/stats", `{`+dev+`,"action":"set","old_version_name":"builtin"}`); code != 200 || !strings.Contains(b, `"ok"`) {
 		t.Errorf("stats: %d %s", code, b)
 	}
-	if code, b := send(t, "PUT", hs.URL+"/capgo/channel_self", `{`+dev+`}`); code != 200 || !strings.Contains(b, `"production"`) {
+	if code, b := send(t, "PUT", s.url+"/capgo/channel_self", `{`+dev+`}`); code != 200 || !strings.Contains(b, `"production"`) {
 		t.Errorf("channel_self: %d %s", code, b)
 	}
-	stop()
-	patchMu.Lock()
-	for _, err := range patchErrs {
-		t.Errorf("patch function: %v", err)
-	}
-	patchMu.Unlock()
+	s.stopPatches(t)
 
 	// The figures.
-	stats := gw.Stats()
+	stats := s.gw.Stats()
 	var figs []rieFigure
 	var tbl strings.Builder
 	fmt.Fprintf(&tbl, "%-8s %10s %14s %9s %8s %16s\n", "function", "binary MiB", "cold start ms", "init ms", "invokes", "largest resp B")
 	for _, rf := range rieFunctions {
-		f := fns[rf.name]
-		st, _ := os.Stat(bins[rf.name])
+		f := s.fns[rf.name]
+		st, _ := os.Stat(s.bins[rf.name])
 		fig := rieFigure{Function: rf.name, BinaryBytes: st.Size(), BinaryMiB: float64(st.Size()) / (1 << 20),
 			ColdStartMs: ms(f.ColdStart()), InitMs: ms(f.InitDuration()), Invokes: f.Invokes()}
 		if rf.group != "" {
 			fig.LargestResponseBytes = stats[rf.group].LargestResponse
 		} else {
-			fig.LargestResponseBytes = patchLargest
+			s.patchMu.Lock()
+			fig.LargestResponseBytes = s.patchLargest
+			s.patchMu.Unlock()
 		}
 		if fig.Invokes == 0 {
 			t.Errorf("function %s never invoked", rf.name)
@@ -244,25 +271,21 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 		fmt.Fprintf(&tbl, "%-8s %10.2f %14.1f %9.1f %8d %16d\n", fig.Function, fig.BinaryMiB, fig.ColdStartMs, fig.InitMs, fig.Invokes, fig.LargestResponseBytes)
 	}
 	t.Logf("functions under the Lambda RIE:\n%s", tbl.String())
-	if p := os.Getenv("OTA_RIE_REPORT"); p != "" {
-		b, _ := json.MarshalIndent(figs, "", "  ")
-		if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
-			t.Errorf("OTA_RIE_REPORT: %v", err)
-		}
-	}
+	rieReportMu.Lock()
+	rieReport.Functions = figs
+	rieReportMu.Unlock()
 }
 
-// otaCLI builds the ota CLI into the test's temporary folder (removed with it) and
-// returns a runner pointed at server with the admin key.
+// capgoDevice is the device part of a Capgo request body (without braces).
+func capgoDevice(app, device, version string) string {
+	return fmt.Sprintf(`"app_id":%q,"device_id":%q,"platform":"android","version_name":%q,"version_build":"1.0.0","version_code":"1","version_os":"14","plugin_version":"8.51.23","custom_id":"","defaultChannel":"","is_emulator":false,"is_prod":true`, app, device, version)
+}
+
+// otaCLI returns a runner of the ota CLI (built once per test process) pointed at
+// server with key.
 func otaCLI(t *testing.T, server, key string) func(args ...string) (string, error) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ota")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/otakit/ota/cmd/ota").CombinedOutput(); err != nil {
-		t.Fatalf("build ota: %v\n%s", err, out)
-	}
+	bin := binary(t, "ota")
 	return func(args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = "../.."

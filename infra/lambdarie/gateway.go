@@ -52,7 +52,10 @@ type GroupStats struct {
 // Gateway stands in for API Gateway HTTP API with Lambda proxy integrations (payload
 // format 2.0): it routes each request by api.Routes() (GroupLocal routes are not
 // deployed) to the Function of the route's group, with the event HTTP API builds, and
-// enforces HTTP API's and Lambda's size and time limits.
+// enforces HTTP API's and Lambda's size and time limits. HTTP API matches methods
+// exactly, so like template.yaml, which declares a HEAD twin of every GET route to
+// the same function, the Gateway routes HEAD on a GET route as its own route
+// ("HEAD /path"); HEAD anywhere else is a 404.
 type Gateway struct {
 	// Timeout is the integration timeout; zero means IntegrationTimeout (30 s).
 	Timeout time.Duration
@@ -74,13 +77,17 @@ func NewGateway(fns map[api.Group]*Function) *Gateway {
 		if rt.Group == api.GroupLocal || fns[rt.Group] == nil {
 			continue
 		}
-		rt := rt
+		rt, head := rt, rt
+		head.Method = http.MethodHead
 		g.mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != rt.Method { // ServeMux lets GET routes answer HEAD; HTTP API does not
+			switch {
+			case r.Method == rt.Method:
+				g.serve(w, r, rt)
+			case r.Method == http.MethodHead && rt.Method == http.MethodGet: // the HEAD twin
+				g.serve(w, r, head)
+			default:
 				writeMessage(w, http.StatusNotFound, bodyNotFound)
-				return
 			}
-			g.serve(w, r, rt)
 		})
 	}
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -151,10 +151,11 @@ func TestGatewayEvent(t *testing.T) {
 		t.Errorf("binary body: %q base64=%v", e.Body, e.IsBase64Encoded)
 	}
 
-	// Routing: unknown routes, a method the route lacks, HEAD on a GET route and the
-	// otad-only routes are HTTP API's 404, without an invoke.
+	// Routing: unknown routes, a method the route lacks, HEAD on a route without a GET
+	// and the otad-only routes are HTTP API's 404, without an invoke.
 	n := f.count()
-	for _, r := range [][2]string{{"GET", "/nope"}, {"DELETE", "/capgo/updates"}, {"HEAD", "/v1/apps"}, {"GET", "/healthz"}, {"GET", "/dl/bundles/x.zip"}} {
+	for _, r := range [][2]string{{"GET", "/nope"}, {"DELETE", "/capgo/updates"}, {"HEAD", "/capgo/updates"},
+		{"HEAD", "/flux/releases"}, {"GET", "/healthz"}, {"GET", "/dl/bundles/x.zip"}, {"HEAD", "/dl/bundles/x.zip"}} {
 		resp, b := do(t, r[0], base+r[1], nil, nil)
 		if resp.StatusCode != 404 || (r[0] != "HEAD" && string(b) != bodyNotFound) {
 			t.Errorf("%s %s: %d %s", r[0], r[1], resp.StatusCode, b)
@@ -165,6 +166,53 @@ func TestGatewayEvent(t *testing.T) {
 	}
 	if st := gw.Stats()[api.GroupAdmin]; st.Invokes != 1 {
 		t.Errorf("admin stats %+v", st)
+	}
+	// HEAD on a GET route is its HEAD twin (template.yaml declares one per GET route):
+	// the same function, with HEAD as the method and the route key.
+	checks0 := gw.Stats()[api.GroupCheck].Invokes
+	resp, _ = do(t, "HEAD", base+"/native-update/com.example.app/bundles/1.0.0", nil, nil)
+	if resp.StatusCode != 200 || f.count() != n+1 {
+		t.Fatalf("HEAD twin: %d, %d invokes", resp.StatusCode, f.count()-n)
+	}
+	if e := f.events[n]; e.RouteKey != "HEAD /native-update/{appId}/bundles/{version}" || e.RequestContext.HTTP.Method != "HEAD" ||
+		e.PathParameters["version"] != "1.0.0" {
+		t.Errorf("HEAD twin event: routeKey %q, method %q, path parameters %v", e.RouteKey, e.RequestContext.HTTP.Method, e.PathParameters)
+	}
+	if st := gw.Stats()[api.GroupCheck]; st.Invokes != checks0+1 {
+		t.Errorf("check stats %+v", st)
+	}
+}
+
+// TestSplitLogs: the RIE's output as it writes it, sorted by writer, and its REPORT
+// lines parsed.
+func TestSplitLogs(t *testing.T) {
+	logs := "05 Dec 2026 19:11:26,905 [INFO] (rapid) exec '/tmp/x/fn' (cwd=/tmp/x, handler=)\n" +
+		"START RequestId: fd446367-7fbd-417d-80c2-f73d121497c5 Version: $LATEST\n" +
+		"05 Dec 2026 19:11:26,922 [INFO] (rapid) INIT REPORT(durationMs: 2.962000)\n" +
+		`{"time":"2026-12-05T19:11:26.923Z","level":"INFO","msg":"request","status":200}` + "\n" +
+		"END RequestId: fd446367-7fbd-417d-80c2-f73d121497c5\n" +
+		"REPORT RequestId: fd446367-7fbd-417d-80c2-f73d121497c5\tInit Duration: 0.02 ms\tDuration: 3.90 ms\tBilled Duration: 4 ms\tMemory Size: 256 MB\tMax Memory Used: 256 MB\t\n" +
+		"START RequestId: b46ee8ec-a5fc-4560-8cfb-ac0541b80a47 Version: $LATEST\n" +
+		"plain text from the function\n" +
+		"05 Dec 2026 19:11:26,923 [WARNING] (rapid) something\n" +
+		"END RequestId: b46ee8ec-a5fc-4560-8cfb-ac0541b80a47\n" +
+		"REPORT RequestId: b46ee8ec-a5fc-4560-8cfb-ac0541b80a47\tDuration: 0.43 ms\tBilled Duration: 1 ms\tMemory Size: 256 MB\tMax Memory Used: 256 MB\t\n"
+	fn, platform, rie := SplitLogs(logs)
+	if len(fn) != 2 || !strings.HasPrefix(fn[0], `{"time"`) || fn[1] != "plain text from the function" || len(platform) != 6 || len(rie) != 3 {
+		t.Errorf("function %q\nplatform %q\nrie %q", fn, platform, rie)
+	}
+	rs := ParseReports(logs)
+	want := []Report{
+		{"fd446367-7fbd-417d-80c2-f73d121497c5", 3900 * time.Microsecond, 4 * time.Millisecond},
+		{"b46ee8ec-a5fc-4560-8cfb-ac0541b80a47", 430 * time.Microsecond, time.Millisecond},
+	}
+	if len(rs) != len(want) {
+		t.Fatalf("reports %+v", rs)
+	}
+	for i := range want {
+		if rs[i].RequestID != want[i].RequestID || rs[i].Billed != want[i].Billed || (rs[i].Duration-want[i].Duration).Abs() > time.Microsecond {
+			t.Errorf("report %d: %+v, want %+v", i, rs[i], want[i])
+		}
 	}
 }
 
@@ -212,11 +260,11 @@ func TestGatewayLimits(t *testing.T) {
 		case "/v1/apps/timeout": // the function's own timeout, below the gateway's
 			return 200, []byte("Task timed out after 3.00 seconds")
 		case "/v1/apps/slow":
-			time.Sleep(450 * time.Millisecond)
+			time.Sleep(1300 * time.Millisecond)
 		}
 		return 200, []byte(`{"statusCode":204}`)
 	})
-	gw.Timeout = 300 * time.Millisecond // stands for HTTP API's 30 s
+	gw.Timeout = time.Second // stands for HTTP API's 30 s (the 5 MB invoke takes over 0.3 s under -race)
 
 	check := func(name string, resp *http.Response, b []byte, status int, body string) {
 		t.Helper()
@@ -248,7 +296,7 @@ func TestGatewayLimits(t *testing.T) {
 	start := time.Now()
 	resp, b = do(t, "GET", base+"/v1/apps/slow", nil, nil)
 	check("integration timeout", resp, b, 503, bodyUnavail)
-	if d := time.Since(start); d > 420*time.Millisecond {
+	if d := time.Since(start); d > gw.Timeout+200*time.Millisecond {
 		t.Errorf("the gateway waited %s past its timeout", d)
 	}
 	// The next invoke waits for the slow one to finish (one invoke at a time per RIE).
@@ -310,5 +358,8 @@ func TestInvokeRecordsColdStart(t *testing.T) {
 	}
 	if f.Invokes() != 3 || f.ColdStart() < 50*time.Millisecond {
 		t.Fatalf("invokes %d, cold start %s", f.Invokes(), f.ColdStart())
+	}
+	if ds := f.Durations(); len(ds) != 3 || ds[0] != f.ColdStart() || ds[1] >= ds[0] {
+		t.Fatalf("durations %v", ds)
 	}
 }

@@ -213,9 +213,10 @@ type Function struct {
 	sem    chan struct{} // one invoke at a time, as the RIE requires
 	client *http.Client
 
-	mu      sync.Mutex
-	invokes int
-	cold    time.Duration
+	mu        sync.Mutex
+	invokes   int
+	cold      time.Duration
+	durations []time.Duration
 }
 
 // Start runs binary as the runtime (bootstrap) of a fresh aws-lambda-rie listening on
@@ -367,6 +368,69 @@ func (f *Function) ColdStart() time.Duration {
 	return f.cold
 }
 
+// Durations are the durations of the invokes so far, in order (the first one is the
+// cold start), as a client of the RIE sees them: the function's work plus the RIE's
+// relaying, not the time the function would be billed for (see Reports).
+func (f *Function) Durations() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.durations)
+}
+
+// Report is one REPORT line of the RIE: the invoke's duration as the RIE measured it
+// (from handing the event to the runtime to its response) and its Billed Duration
+// (Duration rounded up to the millisecond, as Lambda bills). The RIE's "Init
+// Duration" and "Max Memory Used" are not measurements and are left out.
+type Report struct {
+	RequestID string
+	Duration  time.Duration
+	Billed    time.Duration
+}
+
+var reportLine = regexp.MustCompile(`(?m)^REPORT RequestId: (\S+)\s+(?:Init Duration: [0-9.]+ ms\s+)?Duration: ([0-9.]+) ms\s+Billed Duration: ([0-9]+) ms`)
+
+// Reports parses the REPORT lines of the function's log so far. The RIE writes a
+// REPORT line just after the response, so the last invoke's may not be there yet
+// when Invoke returns.
+func (f *Function) Reports() []Report { return ParseReports(f.Logs()) }
+
+// ParseReports parses the RIE's REPORT lines in logs (Logs output, or part of it).
+func ParseReports(logs string) []Report {
+	var out []Report
+	for _, m := range reportLine.FindAllStringSubmatch(logs, -1) {
+		d, _ := strconv.ParseFloat(m[2], 64)
+		b, _ := strconv.Atoi(m[3])
+		out = append(out, Report{RequestID: m[1], Duration: time.Duration(d * float64(time.Millisecond)),
+			Billed: time.Duration(b) * time.Millisecond})
+	}
+	return out
+}
+
+var (
+	rieLine      = regexp.MustCompile(`^\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2},\d{3} \[[A-Z]+\] \(rapid\) `)
+	platformLine = regexp.MustCompile(`^(START|END|REPORT) RequestId: `)
+)
+
+// SplitLogs sorts the lines of logs (Logs output, or part of it) by who wrote them:
+// the function itself (what its runtime wrote on stdout and stderr, which Lambda
+// sends to CloudWatch), the platform lines START, END and REPORT (Lambda writes them
+// to CloudWatch too, in the text log format), and the RIE's own diagnostics (lines
+// tagged "(rapid)", which Lambda does not write). Lines keep no trailing newline.
+func SplitLogs(logs string) (function, platform, emulator []string) {
+	for _, line := range strings.Split(strings.TrimSuffix(logs, "\n"), "\n") {
+		switch {
+		case line == "":
+		case rieLine.MatchString(line):
+			emulator = append(emulator, line)
+		case platformLine.MatchString(line):
+			platform = append(platform, line)
+		default:
+			function = append(function, line)
+		}
+	}
+	return function, platform, emulator
+}
+
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
 // InitDuration is the first init phase as the RIE reports it (from the runtime's
@@ -427,6 +491,7 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) (out []byte, d ti
 		if f.invokes == 1 {
 			f.cold = d
 		}
+		f.durations = append(f.durations, d)
 		f.mu.Unlock()
 		ch <- r
 	}()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,8 +99,20 @@ func TestRIEFunction(t *testing.T) {
 			t.Errorf("concurrent invoke: %v", err)
 		}
 	}
-	if f.Invokes() != 14 {
-		t.Errorf("%d invokes recorded", f.Invokes())
+	if f.Invokes() != 14 || len(f.Durations()) != 14 {
+		t.Errorf("%d invokes recorded, %d durations", f.Invokes(), len(f.Durations()))
+	}
+	// Every invoke but the two whose runtime died (exit, oversized response) has its
+	// REPORT line (the RIE writes it just after the response).
+	deadline := time.Now().Add(2 * time.Second)
+	for len(f.Reports()) < 12 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rs := f.Reports(); len(rs) < 12 || rs[1].Billed < rs[1].Duration || rs[1].Billed > rs[1].Duration+time.Millisecond {
+		t.Errorf("%d REPORT lines: %+v", len(rs), rs)
+	}
+	if fn, platform, rie := SplitLogs(f.Logs()); !slices.Contains(fn, "fakefn: mode ok") || len(platform) < 3*12 || len(rie) == 0 {
+		t.Errorf("split logs: %d function, %d platform, %d RIE lines", len(fn), len(platform), len(rie))
 	}
 }
 
