@@ -33,10 +33,11 @@ sizes: build ## size of each Lambda binary (goal: under 10 MiB each)
 deploy: ## needs the AWS SAM CLI and credentials (docs/aws.md)
 	sam build --build-in-source && sam deploy --guided
 
-emulators: ## start DynamoDB Local and versitygw for manual test runs
+emulators: ## start DynamoDB Local and versitygw, install the Lambda emulator, for manual test runs
 	bash infra/emulators/dynamodb-local.sh install && bash infra/emulators/dynamodb-local.sh start 8000
 	bash infra/emulators/versitygw.sh install && bash infra/emulators/versitygw.sh start 7070
-	@echo "export OTA_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:8000 OTA_TEST_S3_ENDPOINT=http://127.0.0.1:7070"
+	bash infra/emulators/lambda-rie.sh install
+	@echo "export OTA_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:8000 OTA_TEST_S3_ENDPOINT=http://127.0.0.1:7070 OTA_TEST_LAMBDA_RIE=$(CURDIR)/.tools/bin/aws-lambda-rie"
 
 emulators-stop:
 	-bash infra/emulators/dynamodb-local.sh stop
