@@ -94,6 +94,7 @@ func (e *testEnv) publishZip(app string, in publish.Input, zipBytes []byte, chan
 		e.t.Fatalf("create release: %v", err)
 	}
 	e.upload(up, zipBytes)
+	e.srv.patchJobs.wait() // patches are precomputed in the background after the upload
 	r, err := e.store.GetRelease(ctx, app, in.Version)
 	if err != nil || r.Status != release.StatusReady {
 		e.t.Fatalf("release %s not ready: %+v %v", in.Version, r, err)

@@ -80,9 +80,13 @@ func (s *Server) localUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.Pipeline != nil {
-		// Validation runs after the bytes are stored, as on AWS; the CLI polls the release.
+		// Validation runs after the bytes are stored, as on AWS; the CLI polls the
+		// release. Patches are precomputed afterwards, in the background: on a big
+		// bundle that takes minutes and this request would hold the CLI that long.
 		if err := s.Pipeline.Ingest(r.Context(), key); err != nil {
 			s.Log.Warn("ingest failed", "key", key, "err", err)
+		} else if app, version, ok := blob.ParseBundleKey(key); ok {
+			s.precomputeLater(app, version)
 		}
 		s.state.invalidate(appOfKey(key))
 	}

@@ -274,6 +274,8 @@ func (s *Server) completeRelease(w http.ResponseWriter, r *http.Request) {
 		case err != nil && !errors.As(err, &pe): // a refusal is recorded on the release
 			s.writeErr(w, r, err)
 			return
+		case err == nil:
+			s.precomputeLater(a.ID, version) // in the background: the answer does not wait
 		}
 		s.state.invalidate(a.ID)
 		if rel, err = s.Store.GetRelease(r.Context(), a.ID, version); err != nil {

@@ -3,35 +3,62 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/otakit/ota/shared/publish"
 )
 
-// patchJobTimeout bounds one in-process patch computation.
+// patchJobTimeout bounds one in-process patch job (the pipeline's budget bounds
+// each pair well below it).
 const patchJobTimeout = 15 * time.Minute
 
-// patchJobs computes requested patches in this process when no patch function does
-// it (otad): at most one job per pair, one computation at a time, on a context not
-// tied to the request that asked.
+// maxPatchJobs bounds the jobs waiting for their turn: beyond it new ones are
+// dropped (a missing patch is requested again by the next device that needs it).
+const maxPatchJobs = 64
+
+// patchJobs runs patch work in this process when no patch function does it (otad):
+// precomputation after a release becomes ready, and requested patches. At most one
+// job per key, one computation at a time, on a context not tied to the request that
+// started it; drain stops it at shutdown.
 type patchJobs struct {
 	mu      sync.Mutex
 	running map[string]bool
+	closed  bool
 	sem     chan struct{}
 	wg      sync.WaitGroup
+	stop    chan struct{}      // closed by drain: jobs not started yet give up
+	base    context.Context    // every job's parent, canceled when drain gives up
+	cancel  context.CancelFunc // cancels base
 }
+
+// Why start did not take a job.
+var (
+	errPatchJobsFull    = errors.New("too many background patch jobs queued")
+	errPatchJobsDrained = errors.New("background patch jobs stopped (shutting down)")
+)
 
 func newPatchJobs() *patchJobs {
-	return &patchJobs{running: map[string]bool{}, sem: make(chan struct{}, 1)}
+	base, cancel := context.WithCancel(context.Background())
+	return &patchJobs{running: map[string]bool{}, sem: make(chan struct{}, 1), stop: make(chan struct{}),
+		base: base, cancel: cancel}
 }
 
-// start runs fn for key in the background unless a job for key is running already.
-func (j *patchJobs) start(key string, fn func(ctx context.Context)) {
+// start runs fn for key in the background unless a job for key is queued or running
+// already (nil: that one will do), too many are queued, or the jobs are drained.
+func (j *patchJobs) start(key string, fn func(ctx context.Context)) error {
 	j.mu.Lock()
-	if j.running[key] {
+	switch {
+	case j.closed:
 		j.mu.Unlock()
-		return
+		return errPatchJobsDrained
+	case j.running[key]:
+		j.mu.Unlock()
+		return nil
+	case len(j.running) >= maxPatchJobs:
+		j.mu.Unlock()
+		return errPatchJobsFull
 	}
 	j.running[key] = true
 	j.wg.Add(1)
@@ -43,16 +70,69 @@ func (j *patchJobs) start(key string, fn func(ctx context.Context)) {
 			j.mu.Unlock()
 			j.wg.Done()
 		}()
-		j.sem <- struct{}{}
+		select {
+		case j.sem <- struct{}{}:
+		case <-j.stop:
+			return
+		}
 		defer func() { <-j.sem }()
-		ctx, cancel := context.WithTimeout(context.Background(), patchJobTimeout)
+		select {
+		case <-j.stop: // drained while waiting for the semaphore
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(j.base, patchJobTimeout)
 		defer cancel()
 		fn(ctx)
 	}()
+	return nil
 }
 
 // wait blocks until every started job has finished (tests).
 func (j *patchJobs) wait() { j.wg.Wait() }
+
+// drain stops taking jobs, drops those not started, and waits for the running one
+// until ctx ends; then it cancels it and returns ctx's error.
+func (j *patchJobs) drain(ctx context.Context) error {
+	j.mu.Lock()
+	if !j.closed {
+		j.closed = true
+		close(j.stop)
+	}
+	j.mu.Unlock()
+	done := make(chan struct{})
+	go func() { j.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		j.cancel()
+		return nil
+	case <-ctx.Done():
+		j.cancel()
+		return fmt.Errorf("background patch jobs still running: %w", ctx.Err())
+	}
+}
+
+// DrainJobs stops background patch work and waits for the job in progress until
+// ctx ends (then cancels it). otad calls it at shutdown before closing the store.
+func (s *Server) DrainJobs(ctx context.Context) error {
+	return s.patchJobs.drain(ctx)
+}
+
+// precomputeLater precomputes patches to a release that just became ready, in the
+// background (otad), so that the upload request answers at once.
+func (s *Server) precomputeLater(app, version string) {
+	if s.Pipeline == nil || !s.inProcessPatches() {
+		return
+	}
+	err := s.patchJobs.start("precompute/"+app+"/"+version, func(ctx context.Context) {
+		if err := s.Pipeline.Precompute(ctx, app, version); err != nil {
+			s.Log.Warn("precompute patches failed", "app", app, "version", version, "err", err)
+		}
+	})
+	if err != nil {
+		s.Log.Warn("precompute not scheduled", "app", app, "version", version, "err", err)
+	}
+}
 
 // inProcessPatches reports whether this process computes requested patches itself.
 func (s *Server) inProcessPatches() bool { return s.PatchInProcess || s.LocalBlobs != nil }
@@ -77,7 +157,7 @@ func (s *Server) requestPatch(ctx context.Context, app, kind, from, to string) {
 	if err != nil {
 		return
 	}
-	s.patchJobs.start(key, func(ctx context.Context) {
+	err = s.patchJobs.start(key, func(ctx context.Context) {
 		var perr *publish.Error
 		if err := s.Pipeline.HandlePatchRequest(ctx, key); errors.As(err, &perr) {
 			s.Log.Info("patch request dropped", "key", key, "err", err)
@@ -85,4 +165,8 @@ func (s *Server) requestPatch(ctx context.Context, app, kind, from, to string) {
 			s.Log.Warn("patch request failed", "key", key, "err", err)
 		}
 	})
+	if err != nil {
+		// The marker stays; it is rewritten once stale, which asks again.
+		s.Log.Warn("patch request not scheduled", "key", key, "err", err)
+	}
 }

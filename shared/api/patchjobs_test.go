@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -162,4 +163,67 @@ func TestPatchJobsBounded(t *testing.T) {
 	if runs[len(runs)-1] != "a3" {
 		t.Errorf("runs %q", runs)
 	}
+}
+
+// drain waits for the running job, drops the queued ones and refuses new ones; when
+// its deadline passes first it cancels the running job.
+func TestPatchJobsDrain(t *testing.T) {
+	j := newPatchJobs()
+	started, release := make(chan struct{}), make(chan struct{})
+	var finished, queuedRan atomic.Bool
+	j.start("running", func(ctx context.Context) {
+		close(started)
+		<-release
+		finished.Store(ctx.Err() == nil)
+	})
+	<-started
+	j.start("queued", func(context.Context) { queuedRan.Store(true) })
+	go func() { time.Sleep(10 * time.Millisecond); close(release) }()
+	if err := j.drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !finished.Load() || queuedRan.Load() {
+		t.Errorf("running job finished normally: %v; queued job ran: %v", finished.Load(), queuedRan.Load())
+	}
+	if err := j.start("late", func(context.Context) { t.Error("a job ran after drain") }); !errors.Is(err, errPatchJobsDrained) {
+		t.Errorf("start after drain: %v", err)
+	}
+	j.wait()
+
+	// A job that outlives the deadline is canceled.
+	j = newPatchJobs()
+	canceled := make(chan struct{})
+	started = make(chan struct{})
+	j.start("slow", func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		close(canceled)
+	})
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := j.drain(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("drain past its deadline: %v", err)
+	}
+	<-canceled
+	j.wait()
+}
+
+// Jobs beyond maxPatchJobs are refused, not queued without bound.
+func TestPatchJobsQueueBounded(t *testing.T) {
+	j := newPatchJobs()
+	release := make(chan struct{})
+	for i := range maxPatchJobs {
+		if err := j.start(fmt.Sprint(i), func(context.Context) { <-release }); err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	if err := j.start("one more", func(context.Context) {}); !errors.Is(err, errPatchJobsFull) {
+		t.Errorf("job over the bound: %v", err)
+	}
+	if err := j.start("0", func(context.Context) {}); err != nil {
+		t.Errorf("a key already queued: %v, want nil (that job will do)", err)
+	}
+	close(release)
+	j.wait()
 }

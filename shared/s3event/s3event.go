@@ -1,6 +1,9 @@
 // Package s3event turns S3 ObjectCreated notifications into publish.Pipeline calls:
 // what the patch Lambda does, kept out of its main.go so it can be tested. A bundle
-// (bundles/<app>/<version>.zip) is ingested (Pipeline.Ingest); a patch request marker
+// (bundles/<app>/<version>.zip) is ingested (Pipeline.Ingest), then patches to it are
+// precomputed (Pipeline.Precompute) in the same invocation, within what is left of
+// the Lambda deadline minus a margin; nothing waits on that (the CLI polls the
+// release, which is ready already). A patch request marker
 // (patch-requests/<kind>/<app>/<from>/<to>, written by the check function for a patch
 // that was not precomputed) is computed (Pipeline.HandlePatchRequest).
 //
@@ -19,6 +22,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -36,12 +40,27 @@ type PatchRequester interface {
 	HandlePatchRequest(ctx context.Context, key string) error
 }
 
+// Precomputer is the part of *publish.Pipeline that precomputes patches to a release.
+type Precomputer interface {
+	Precompute(ctx context.Context, app, version string) error
+}
+
+// DefaultPrecomputeMargin is kept free before the invocation's deadline: precomputing
+// stops that much earlier, so a patch is never cut off by the Lambda timeout while
+// it is being written (the pipeline's estimate skips pairs that would not fit).
+const DefaultPrecomputeMargin = 20 * time.Second
+
 // Handler processes S3 events.
 type Handler struct {
 	Ingester Ingester
 	// PatchRequests handles patch request markers; nil: the Ingester, when it
 	// implements PatchRequester (*publish.Pipeline does).
 	PatchRequests PatchRequester
+	// Precompute runs after a successful Ingest; nil: the Ingester, when it
+	// implements Precomputer (*publish.Pipeline does).
+	Precompute Precomputer
+	// PrecomputeMargin is left before ctx's deadline (0: DefaultPrecomputeMargin).
+	PrecomputeMargin time.Duration
 	// Bucket, when set, is the only bucket whose records are processed (others are
 	// logged and dropped).
 	Bucket string
@@ -102,6 +121,7 @@ func (h Handler) record(ctx context.Context, log *slog.Logger, rec events.S3Even
 	switch {
 	case err == nil:
 		log.Info("ingested", "key", key, "size", rec.S3.Object.Size)
+		h.precompute(ctx, log, key)
 		return nil
 	case Permanent(err):
 		log.Warn("ingest refused, dropped", "key", key, "err", err)
@@ -137,4 +157,38 @@ func (h Handler) patchRequest(ctx context.Context, log *slog.Logger, key string)
 		log.Error("patch request failed, will retry", "key", key, "err", err)
 		return err
 	}
+}
+
+// precompute makes patches to the release just ingested, within the invocation's
+// deadline minus the margin. Its failures are logged, never returned: the release is
+// ready, and retrying the whole event for an optional patch is not worth it (a
+// missing patch is asked for again by the next device that needs it). Duplicate
+// events repeat it harmlessly: existing patches are skipped.
+func (h Handler) precompute(ctx context.Context, log *slog.Logger, key string) {
+	pc := h.Precompute
+	if pc == nil {
+		pc, _ = h.Ingester.(Precomputer)
+	}
+	if pc == nil {
+		return
+	}
+	app, version, _ := blob.ParseBundleKey(key)
+	margin := h.PrecomputeMargin
+	if margin <= 0 {
+		margin = DefaultPrecomputeMargin
+	}
+	if d, ok := ctx.Deadline(); ok {
+		if time.Until(d) <= margin {
+			log.Info("precompute skipped: no time left", "key", key, "left", time.Until(d).String())
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-margin))
+		defer cancel()
+	}
+	if err := pc.Precompute(ctx, app, version); err != nil {
+		log.Warn("precompute patches failed", "key", key, "err", err)
+		return
+	}
+	log.Info("patches precomputed", "key", key)
 }

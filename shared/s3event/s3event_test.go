@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -178,5 +180,65 @@ func TestHandlePatchRequests(t *testing.T) {
 		rec("ObjectCreated:Put", "bkt", "patch-requests/flux/app/1.0.0/2.0.0"),
 	}}); err != nil || len(ing.keys) != 0 {
 		t.Errorf("no patch request handler: %v, %q", err, ing.keys)
+	}
+}
+
+// precomputingIngester also precomputes, like *publish.Pipeline.
+type precomputingIngester struct {
+	fakeIngester
+	calls     []string
+	deadlines []time.Time
+	err       error
+}
+
+func (p *precomputingIngester) Precompute(ctx context.Context, app, version string) error {
+	p.calls = append(p.calls, app+"@"+version)
+	d, _ := ctx.Deadline()
+	p.deadlines = append(p.deadlines, d)
+	return p.err
+}
+
+// Patches are precomputed after a successful Ingest, in the same invocation, with a
+// deadline a margin before the invocation's; not after a failed one, not without
+// time left, and a failure to precompute is not retried.
+func TestHandlePrecomputesAfterIngest(t *testing.T) {
+	ing := &precomputingIngester{fakeIngester: fakeIngester{errs: map[string]error{
+		"bundles/app/2.0.0.zip": &publish.Error{Status: 422, Code: "checksum_mismatch", Msg: "bad bytes"},
+		"bundles/app/3.0.0.zip": errors.New("throttled"),
+	}}, err: errors.New("patch failed")}
+	deadline := time.Now().Add(5 * time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	err := (Handler{Ingester: ing}).Handle(ctx, events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "bundles/app/1.0.0.zip"),
+		rec("ObjectCreated:Put", "bkt", "bundles/app/2.0.0.zip"),
+		rec("ObjectCreated:Put", "bkt", "bundles/app/3.0.0.zip"),
+	}})
+	if err == nil || Permanent(err) || strings.Contains(err.Error(), "patch failed") {
+		t.Fatalf("Handle = %v, want only the retryable ingest failure", err)
+	}
+	if !reflect.DeepEqual(ing.calls, []string{"app@1.0.0"}) {
+		t.Fatalf("precomputed %q, want app@1.0.0 only", ing.calls)
+	}
+	if want := deadline.Add(-DefaultPrecomputeMargin); !ing.deadlines[0].Equal(want) {
+		t.Errorf("precompute deadline %v, want %v (the margin before the invocation's)", ing.deadlines[0], want)
+	}
+
+	// Less than the margin left: nothing is started.
+	ing.calls = nil
+	short, cancel2 := context.WithTimeout(context.Background(), DefaultPrecomputeMargin/2)
+	defer cancel2()
+	if err := (Handler{Ingester: ing}).Handle(short, events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "bundles/app/1.0.0.zip"),
+	}}); err != nil || len(ing.calls) != 0 {
+		t.Errorf("with no time left: %v, precomputed %q", err, ing.calls)
+	}
+	// An explicit Precompute wins; an Ingester without the method precomputes nothing.
+	other := &precomputingIngester{}
+	plain := &fakeIngester{}
+	if err := (Handler{Ingester: plain, Precompute: other, PrecomputeMargin: time.Second}).Handle(ctx, events.S3Event{Records: []events.S3EventRecord{
+		rec("ObjectCreated:Put", "bkt", "bundles/app/4.0.0.zip"),
+	}}); err != nil || !reflect.DeepEqual(other.calls, []string{"app@4.0.0"}) || !other.deadlines[0].Equal(deadline.Add(-time.Second)) {
+		t.Errorf("explicit Precompute: %v, %q, %v", err, other.calls, other.deadlines)
 	}
 }
