@@ -590,8 +590,9 @@ func TestE2ECapgoEncrypted(t *testing.T) {
 }
 
 // TestE2EDeviceSyncViaPatch: the real binaries end to end. otad serves; `ota release`
-// publishes v1 and v2 (v2 changes one file, adds one and drops one); `ota device
-// sync` on v1 moves to v2 through the precomputed patch and the live tree equals v2.
+// publishes v1 and v2 (v2 changes one file, adds one and drops one); once otad has
+// precomputed the patch in the background, `ota device sync` on v1 moves to v2
+// through it and the live tree equals v2.
 func TestE2EDeviceSyncViaPatch(t *testing.T) {
 	ota, otad := buildBinaries(t)
 	srv := startOtad(t, otad, []string{"OTA_ADMIN_KEY=" + e2eAdminKey})
@@ -626,13 +627,35 @@ func TestE2EDeviceSyncViaPatch(t *testing.T) {
 	if r := run("release", v2, "--app", app, "--version", "1.0.1", "--channel", "production"); r.code != 0 {
 		t.Fatal(r)
 	}
-	// No wait: otad's own channel change drops its state cache at once.
+	// The release was ready before its patch: otad precomputes it in the background.
+	waitPatch(t, run, app, "1.0.0", "1.0.1")
+	// No wait for the channel: otad's own channel change drops its state cache at once.
 	okJSON(t, run, &res, "device", "sync", "--app", app, "--dir", dev)
 	if res.Action != "updated" || res.From != "1.0.0" || res.To != "1.0.1" || res.Via != "patch" {
 		t.Fatalf("second sync: %+v", res)
 	}
 	if err := sameTree(filepath.Join(dev, "current"), v2); err != nil {
 		t.Fatalf("live tree after the patch: %v", err)
+	}
+}
+
+// waitPatch polls `ota release get` until the tree patch from -> to is listed (otad
+// computes it in the background after the release is ready).
+func waitPatch(t *testing.T, run func(args ...string) otaResult, app, from, to string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got releaseOut
+		okJSON(t, run, &got, "release", "get", to, "--app", app)
+		for _, p := range got.Patches {
+			if p.From == from {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no patch %s -> %s listed: %+v", from, to, got.Patches)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

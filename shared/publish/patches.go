@@ -2,12 +2,15 @@ package publish
 
 import (
 	"archive/zip"
-	"bytes"
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 
 	"github.com/otakit/ota/shared/blob"
@@ -15,7 +18,6 @@ import (
 	"github.com/otakit/ota/shared/delta"
 	"github.com/otakit/ota/shared/fluxpatch"
 	"github.com/otakit/ota/shared/release"
-	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
 )
 
@@ -25,13 +27,18 @@ const (
 	KindFlux = "flux" // Flux's XOR/full format over the whole chunk
 )
 
-// Precompute makes patches to version from the last PatchBases ready releases of the
-// same app and platform. Existing patches are kept (patches are content-addressed,
-// so repeating this is harmless).
+// Precompute makes patches to version from the last PatchBases releases of the same
+// app and platform that were ready before it, within Budget: pairs that do not fit or cannot pay are
+// skipped (logged at Info), and it stops when ctx ends. Existing patches are kept
+// (patches are content-addressed, so repeating this is harmless). Callers run it
+// after the release is ready, never inside the request that made it ready.
 func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 	to, err := p.Store.GetRelease(ctx, app, version)
 	if err != nil {
 		return err
+	}
+	if to.Status != release.StatusReady {
+		return nil // not ready (or failed): nothing to patch to
 	}
 	rels, err := p.Store.ListReleases(ctx, app)
 	if err != nil {
@@ -46,13 +53,20 @@ func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 		if from.Version == to.Version || from.Status != release.StatusReady || from.Platform != to.Platform {
 			continue
 		}
+		if from.ReadyAt.After(to.ReadyAt) {
+			continue // ready after to: the bases are those devices could run when to came out
+		}
 		n++
 		kinds := []string{KindTree, KindFlux}
 		if from.Format == release.FormatChunk || to.Format == release.FormatChunk || from.Encrypted() || to.Encrypted() {
 			kinds = []string{KindFlux} // opaque bytes have no tree
 		}
 		for _, kind := range kinds {
-			if _, err := p.EnsurePatch(ctx, app, kind, from.Version, to.Version); err != nil {
+			if err := ctx.Err(); err != nil {
+				p.Log.Info("precompute stopped", "app", app, "version", version, "reason", context.Cause(ctx))
+				return errors.Join(append(errs, err)...)
+			}
+			if _, err := p.ensurePatch(ctx, app, kind, from.Version, to.Version, true); err != nil && !IsPatchSkipped(err) {
 				errs = append(errs, fmt.Errorf("%s patch %s->%s: %w", kind, from.Version, to.Version, err))
 			}
 		}
@@ -60,32 +74,105 @@ func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 	return errors.Join(errs...)
 }
 
-// EnsurePatch returns the patch record for a pair, computing and storing it if needed.
+// EnsurePatch returns the patch record for a pair, computing and storing it if
+// needed. A pair the budget rules out before the work (see PatchBudget) is a *Error
+// with CodePatchSkipped.
 func (p *Pipeline) EnsurePatch(ctx context.Context, app, kind, from, to string) (store.Patch, error) {
+	return p.ensurePatch(ctx, app, kind, from, to, false)
+}
+
+// ensurePatch is EnsurePatch; with onlyIfWorth (precomputation, which guesses what
+// devices will need) a finished patch too close to the full download is dropped too.
+// A patch asked for explicitly is kept: its asker chose to have it.
+func (p *Pipeline) ensurePatch(ctx context.Context, app, kind, from, to string, onlyIfWorth bool) (store.Patch, error) {
 	if rec, err := p.Store.GetPatch(ctx, app, kind, from, to); err == nil {
 		return rec, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return rec, err
 	}
-	var buf bytes.Buffer
-	var err error
-	switch kind {
-	case KindTree:
-		err = p.treePatch(ctx, app, from, to, &buf)
-	case KindFlux:
-		err = p.fluxPatch(ctx, app, from, to, &buf)
-	default:
-		err = fmt.Errorf("unknown patch kind %q", kind)
+	if kind != KindTree && kind != KindFlux {
+		return store.Patch{}, fmt.Errorf("unknown patch kind %q", kind)
 	}
+	b := p.Budget.withDefaults()
+	fromRel, err := p.Store.GetRelease(ctx, app, from)
 	if err != nil {
 		return store.Patch{}, err
 	}
-	sum := sign.SHA256Hex(buf.Bytes())
-	key := blob.PatchKey(kind, sum)
-	if err := p.Blobs.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), "application/octet-stream"); err != nil {
+	toRel, err := p.Store.GetRelease(ctx, app, to)
+	if err != nil {
 		return store.Patch{}, err
 	}
-	rec := store.Patch{AppID: app, Kind: kind, From: from, To: to, Key: key, Size: int64(buf.Len()), SHA256: sum, Created: p.Store.Now().UTC()}
+	est := pairEstimate{Kind: kind, OldSize: fromRel.Size, NewSize: toRel.Size}
+	skip := func(reason string) error {
+		p.Log.Info("patch skipped", "app", app, "kind", kind, "from", from, "to", to, "reason", reason)
+		return refuse(http.StatusUnprocessableEntity, CodePatchSkipped, "%s patch %s->%s: %s", kind, from, to, reason)
+	}
+	if reason := b.skipReason(est, timeLeft(ctx, b)); reason != "" {
+		return store.Patch{}, skip(reason)
+	}
+	var changes []change
+	if kind == KindTree {
+		oldM, err := p.manifestOf(ctx, app, from)
+		if err != nil {
+			return store.Patch{}, err
+		}
+		newM, err := p.manifestOf(ctx, app, to)
+		if err != nil {
+			return store.Patch{}, err
+		}
+		changes = changedFiles(oldM, newM, &est)
+		if reason := b.skipReason(est, timeLeft(ctx, b)); reason != "" {
+			return store.Patch{}, skip(reason)
+		}
+	}
+
+	// The patch goes to a temp file: a big one is never held in memory, and a
+	// failed or skipped one leaves nothing behind.
+	pctx, cancel := context.WithTimeout(ctx, b.PairTimeout)
+	defer cancel()
+	tmp, err := os.CreateTemp(p.TempDir, "patch-*.bin")
+	if err != nil {
+		return store.Patch{}, fmt.Errorf("temp file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 1<<20)
+	if kind == KindTree {
+		err = p.treePatch(pctx, app, from, to, changes, &est, b, bw)
+	} else {
+		err = p.fluxPatch(pctx, app, fromRel, toRel, bw)
+	}
+	var reason skipped
+	if errors.As(err, &reason) {
+		return store.Patch{}, skip(string(reason))
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return store.Patch{}, skip(fmt.Sprintf("not done within %s", b.PairTimeout))
+		}
+		return store.Patch{}, err
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return store.Patch{}, err
+	}
+	if onlyIfWorth && b.tooBig(size, toRel.Size) {
+		return store.Patch{}, skip(fmt.Sprintf("patch of %s is over %.0f%% of the %s download", mib(size), 100*b.MaxRatio, mib(toRel.Size)))
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return store.Patch{}, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	key := blob.PatchKey(kind, sum)
+	// The parent ctx, not the pair's: a write is not cut short by the pair timeout.
+	if err := p.Blobs.Put(ctx, key, tmp, size, "application/octet-stream"); err != nil {
+		return store.Patch{}, err
+	}
+	rec := store.Patch{AppID: app, Kind: kind, From: from, To: to, Key: key, Size: size, SHA256: sum, Created: p.Store.Now().UTC()}
 	if err := p.Store.PutPatch(ctx, rec); err != nil {
 		return rec, err
 	}
@@ -93,7 +180,12 @@ func (p *Pipeline) EnsurePatch(ctx context.Context, app, kind, from, to string) 
 	return rec, nil
 }
 
-func (p *Pipeline) treePatch(ctx context.Context, app, from, to string, w io.Writer) error {
+// skipped is a budget refusal found while computing (after sampling).
+type skipped string
+
+func (s skipped) Error() string { return string(s) }
+
+func (p *Pipeline) treePatch(ctx context.Context, app, from, to string, changes []change, est *pairEstimate, b PatchBudget, w io.Writer) error {
 	oldFS, closeOld, err := p.openTree(ctx, app, from)
 	if err != nil {
 		return err
@@ -104,17 +196,27 @@ func (p *Pipeline) treePatch(ctx context.Context, app, from, to string, w io.Wri
 		return err
 	}
 	defer closeNew()
+	if err := sampleChanged(ctx, oldFS, newFS, changes, est); err != nil {
+		return err
+	}
+	if reason := b.skipReason(*est, timeLeft(ctx, b)); reason != "" {
+		return skipped(reason)
+	}
 	_, err = delta.Create(ctx, oldFS, newFS, w, delta.Options{})
 	return err
 }
 
-func (p *Pipeline) fluxPatch(ctx context.Context, app, from, to string, w io.Writer) error {
-	oldB, err := p.readAll(ctx, blob.BundleKey(app, from))
+// fluxPatch reads both bundles whole (fluxpatch needs them so; MaxFlux bounds them).
+func (p *Pipeline) fluxPatch(ctx context.Context, app string, from, to release.Release, w io.Writer) error {
+	oldB, err := p.readAll(ctx, blob.BundleKey(app, from.Version), from.Size)
 	if err != nil {
 		return err
 	}
-	newB, err := p.readAll(ctx, blob.BundleKey(app, to))
+	newB, err := p.readAll(ctx, blob.BundleKey(app, to.Version), to.Size)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	out, err := fluxpatch.Create(oldB, newB)
@@ -125,13 +227,18 @@ func (p *Pipeline) fluxPatch(ctx context.Context, app, from, to string, w io.Wri
 	return err
 }
 
-func (p *Pipeline) readAll(ctx context.Context, key string) ([]byte, error) {
+// readAll reads an object of a known size into one exactly sized buffer.
+func (p *Pipeline) readAll(ctx context.Context, key string, size int64) ([]byte, error) {
 	rc, _, err := p.Blobs.Open(ctx, key, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return buf, nil
 }
 
 // openTree opens a release's zip as a file tree rooted where index.html is.

@@ -136,8 +136,9 @@ func (p *Pipeline) RequestPatch(ctx context.Context, app, kind, from, to string)
 // HandlePatchRequest computes the patch a marker asks for and deletes the marker. A
 // marker that can never be served (invalid key, release gone or not ready, kind not
 // applicable) is a *Error (permanent: drop it, do not retry); an invalid key is left
-// alone, any other permanent marker is deleted. Other errors are transient and leave
-// the marker for a retry.
+// alone, any other permanent marker is deleted. A pair the patch budget skips is a
+// *Error too (CodePatchSkipped) whose marker is kept until it is stale. Other errors
+// are transient and leave the marker for a retry.
 func (p *Pipeline) HandlePatchRequest(ctx context.Context, key string) error {
 	app, kind, from, to, err := ParsePatchRequestKey(key)
 	if err != nil {
@@ -153,6 +154,11 @@ func (p *Pipeline) HandlePatchRequest(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := p.EnsurePatch(ctx, app, kind, from, to); err != nil {
+		if IsPatchSkipped(err) {
+			// The marker stays: RequestPatch writes nothing while it is recent, so
+			// devices asking for this pair do not rerun the estimate on every check.
+			return err
+		}
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, blob.ErrNotFound) {
 			// A release or its bundle went away meanwhile.
 			if derr := p.Blobs.Delete(ctx, key); derr != nil {

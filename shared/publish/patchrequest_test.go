@@ -95,7 +95,7 @@ func TestRequestAndHandlePatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := p.readAll(ctx, rec.Key)
+	b, err := p.readAll(ctx, rec.Key, rec.Size)
 	if err != nil {
 		t.Fatal(err)
 	}

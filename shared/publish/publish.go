@@ -30,6 +30,8 @@ type Pipeline struct {
 	Limits bundle.Limits
 	// PatchBases is K: patches are precomputed from the last K ready releases.
 	PatchBases int
+	// Budget bounds the time and memory of each patch (zero fields: defaults).
+	Budget PatchBudget
 	// UploadTTL is the lifetime of presigned upload URLs.
 	UploadTTL time.Duration
 	// MaxBundle is the largest zip accepted.
@@ -227,8 +229,10 @@ func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 	return p.markReady(ctx, r, m.TreeHash, len(m.Files))
 }
 
-// markReady is the one conditional write that makes a release visible, then
-// precomputes patches to it.
+// markReady is the one conditional write that makes a release visible. Patches are
+// not precomputed here: that can take minutes on a big bundle, and Ingest runs inside
+// an upload request on otad. The caller schedules Precompute (otad: a background
+// job; the patch Lambda: after Ingest, within its deadline).
 func (p *Pipeline) markReady(ctx context.Context, r release.Release, treeHash string, files int) error {
 	_, err := p.Store.UpdateRelease(ctx, r.AppID, r.Version, func(x *release.Release) error {
 		if x.Status != release.StatusPending {
@@ -241,14 +245,14 @@ func (p *Pipeline) markReady(ctx context.Context, r release.Release, treeHash st
 		return fmt.Errorf("mark %s@%s ready: %w", r.AppID, r.Version, err)
 	}
 	p.Log.Info("release ready", "app", r.AppID, "version", r.Version, "files", files, "bytes", r.Size)
-	if err := p.Precompute(ctx, r.AppID, r.Version); err != nil {
-		p.Log.Warn("precompute patches failed", "app", r.AppID, "version", r.Version, "err", err)
-	}
 	return nil
 }
 
 // PublishBytes publishes a release whose bytes the server already holds (Flux's
-// inline chunk upload): create, store, ingest, in one call.
+// inline chunk upload): create, store, ingest and precompute, in one call. Unlike
+// the upload path it precomputes before returning: Flux's upload answer reports the
+// patches generated, and the chunk (at most MaxUploadBody) is already in memory;
+// Budget bounds the work.
 func (p *Pipeline) PublishBytes(ctx context.Context, in Input, data []byte) (release.Release, error) {
 	in.SHA256, in.Size = sign.SHA256Hex(data), int64(len(data))
 	r, up, err := p.Create(ctx, in)
@@ -262,6 +266,9 @@ func (p *Pipeline) PublishBytes(ctx context.Context, in Input, data []byte) (rel
 		}
 		if err := p.Ingest(ctx, key); err != nil {
 			return r, err
+		}
+		if err := p.Precompute(ctx, r.AppID, r.Version); err != nil {
+			p.Log.Warn("precompute patches failed", "app", r.AppID, "version", r.Version, "err", err)
 		}
 	}
 	return p.Store.GetRelease(ctx, r.AppID, r.Version)
