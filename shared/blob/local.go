@@ -210,3 +210,31 @@ func firstOf(v []string) string {
 	}
 	return v[0]
 }
+
+// SweepTemp removes upload temp files older than age: what a crash left behind (a
+// Put removes its own temp file on every path). It returns how many it removed.
+func (l *Local) SweepTemp(age time.Duration) (int, error) {
+	dir := filepath.Join(l.dir, ".tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("sweep %s: %w", dir, err)
+	}
+	cutoff := time.Now().Add(-age)
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), "put-") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cutoff) {
+			continue // gone meanwhile, or an upload in progress
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
