@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/otakit/ota/shared/api"
 	"github.com/otakit/ota/shared/awsclient"
@@ -53,7 +54,21 @@ func build(ctx context.Context, log *slog.Logger, o options) (*api.Server, func(
 		st.Close()
 		return nil, nil, "", err
 	}
+	// Stale temp files are what a crash left; every finished path removes its own.
+	if n, err := blobs.SweepTemp(staleTemp); err != nil {
+		log.Warn("sweep upload temp files", "err", err)
+	} else if n > 0 {
+		log.Info("removed stale upload temp files", "count", n)
+	}
 	pipe := publish.NewPipeline(st, blobs, log)
+	// Bundle and patch temp copies stay next to the data, not in /tmp (often RAM).
+	pipe.TempDir = filepath.Join(o.data, "tmp")
+	if n, err := sweepTempDir(pipe.TempDir, staleTemp); err != nil {
+		st.Close()
+		return nil, nil, "", err
+	} else if n > 0 {
+		log.Info("removed stale pipeline temp files", "count", n)
+	}
 	srv := api.New(api.Deps{Store: st, Blobs: blobs, URLs: cdn.Local{Signer: signer, BaseURL: o.publicURL}, Pipeline: pipe, Log: log,
 		LocalSigner: signer, LocalBlobs: blobs}, cfg)
 	return srv, func() { st.Close() }, firstKey, nil
@@ -134,4 +149,31 @@ func ensureAdminKey(ctx context.Context, st *store.Store, fromEnv string) (strin
 		return secret, nil
 	}
 	return "", nil
+}
+
+// staleTemp is the age after which a temp file left in otad's folders is a leftover.
+const staleTemp = time.Hour
+
+// sweepTempDir creates dir and removes its files older than age (bundle, tree and
+// patch copies a crash left behind).
+func sweepTempDir(dir string, age time.Duration) (int, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, fmt.Errorf("temp folder: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("temp folder: %w", err)
+	}
+	cutoff := time.Now().Add(-age)
+	n := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !e.Type().IsRegular() || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -18,7 +18,9 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log, os.Args[1:]); err != nil {
+	if err := run(log, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		return
+	} else if err != nil {
 		log.Error("otad stopped", "err", err)
 		os.Exit(1)
 	}
@@ -28,8 +30,24 @@ type options struct {
 	data, addr, publicURL, defaultApp string
 	table, bucket, cdnDomain          string
 	cdnKeyID, cdnKeyFile              string
+	memoryLimit                       string
 	stateTTL, urlTTL                  time.Duration
 }
+
+// jobDrainTimeout is how long shutdown waits for a background patch job before it
+// cancels it and closes the store.
+const jobDrainTimeout = 30 * time.Second
+
+const usageHeader = `otad runs every route of the OTA server in one process, on embedded storage
+(bbolt + a local folder) or on DynamoDB + S3.
+
+Memory: otad sets Go's soft memory limit to 1GiB unless GOMEMLIMIT or
+--memory-limit says otherwise. Patches are precomputed in the background, one at a
+time, within a budget kept below that limit; pairs that would not fit or would not
+pay (very large or incompressible files) are skipped and logged.
+
+Flags:
+`
 
 func run(log *slog.Logger, args []string) error {
 	var o options
@@ -45,7 +63,18 @@ func run(log *slog.Logger, args []string) error {
 	fs.StringVar(&o.cdnKeyFile, "cdn-key-file", os.Getenv("OTA_CDN_KEY_FILE"), "CloudFront PKCS#8 private key (PEM)")
 	fs.DurationVar(&o.stateTTL, "state-ttl", 5*time.Second, "how long channel state is cached (max delay of a channel change)")
 	fs.DurationVar(&o.urlTTL, "url-ttl", time.Hour, "lifetime of signed download URLs")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&o.memoryLimit, "memory-limit", "", "Go soft memory limit, e.g. 1GiB, 512MiB or off (default 1GiB, or GOMEMLIMIT when set)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	if err != nil {
+		return err
+	}
+	// Set before build: the patch budget is derived from it.
+	limit, err := applyMemoryLimit(o.memoryLimit, os.Getenv("GOMEMLIMIT"))
+	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,11 +93,19 @@ func run(log *slog.Logger, args []string) error {
 		return err
 	}
 	defer closeFn()
+	// Runs before closeFn: background patch jobs write to the store.
+	defer func() {
+		jctx, cancel := context.WithTimeout(context.Background(), jobDrainTimeout)
+		defer cancel()
+		if err := srv.DrainJobs(jctx); err != nil {
+			log.Warn("shutdown: background jobs canceled", "err", err)
+		}
+	}()
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "data", o.data)
+	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "data", o.data, "memory_limit", limit)
 	printQuickstart(o.publicURL, firstKey)
 
 	select {
