@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -294,9 +295,27 @@ func TestDecodeError(t *testing.T) {
 	}
 }
 
+// loadBundleBytes is loadBundle's zip, read back (and its temp copy removed).
+func loadBundleBytes(path string) ([]byte, int, error) {
+	sp, files, err := loadBundle(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	b, err := io.ReadAll(io.NewSectionReader(sp, 0, sp.size))
+	if cerr := sp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && sp.temp {
+		if _, serr := os.Stat(sp.Name()); !errors.Is(serr, os.ErrNotExist) {
+			err = fmt.Errorf("temp copy %s not removed: %v", sp.Name(), serr)
+		}
+	}
+	return b, files, err
+}
+
 func TestLoadBundle(t *testing.T) {
 	www := filepath.Join("..", "..", "testdata", "quickstart", "www")
-	data, files, err := loadBundle(www)
+	data, files, err := loadBundleBytes(www)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +329,7 @@ func TestLoadBundle(t *testing.T) {
 	dir := t.TempDir()
 	zipPath := filepath.Join(dir, "b.zip")
 	os.WriteFile(zipPath, data, 0o644)
-	if z, _, err := loadBundle(zipPath); err != nil || !bytes.Equal(z, data) {
+	if z, _, err := loadBundleBytes(zipPath); err != nil || !bytes.Equal(z, data) {
 		t.Fatalf("a zip is not used as is: %v", err)
 	}
 	txt := filepath.Join(dir, "notes.txt")
@@ -559,7 +578,7 @@ func TestPublishCapgoEncrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zip, _, err := loadBundle(www)
+	zip, _, err := loadBundleBytes(www)
 	if err != nil || !bytes.Equal(plain, zip) {
 		t.Fatalf("decrypted bytes are not the bundle zip (%v)", err)
 	}

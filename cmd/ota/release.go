@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,7 +20,6 @@ import (
 	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
-	"github.com/otakit/ota/shared/sign"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -203,17 +207,43 @@ func newReleaseDeleteCmd(g *globals) *cobra.Command {
 
 // ---- publishing
 
+// errUploadInterrupted: the upload was cut short (Ctrl-C). The release stays pending
+// and nothing partial is stored; the same command again creates a fresh upload URL
+// for the same version and bytes and finishes the job.
+var errUploadInterrupted = errors.New("upload interrupted: run the same command again to resume")
+
 // preparedBundle is the bytes to upload and what describes them.
 type preparedBundle struct {
-	data       []byte // the bytes served (encrypted for Capgo when --capgo-key)
+	body       io.ReaderAt // the bytes served (encrypted for Capgo when --capgo-key)
+	size       int64
 	sha256     string
 	signatures release.Signatures
 	files      int
+	close      func() error
 }
 
-// loadBundle returns the zip bytes of a folder (zipped deterministically) or a zip
-// file, checked with the same rules the server applies.
-func loadBundle(path string) ([]byte, int, error) {
+// spool is a bundle on disk: a folder's zip in a temp file (removed by Close), or the
+// zip file given. A big bundle is thus never held in memory.
+type spool struct {
+	*os.File
+	size int64
+	temp bool
+}
+
+// Close closes the file and removes it if it is a temp copy.
+func (s *spool) Close() error {
+	err := s.File.Close()
+	if s.temp {
+		if rerr := os.Remove(s.Name()); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// loadBundle returns the zip of a folder (zipped deterministically into a temp file)
+// or a zip file, checked with the same rules the server applies. The caller closes it.
+func loadBundle(path string) (*spool, int, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(path, `/\`) && filepath.Ext(path) == "" {
@@ -221,30 +251,53 @@ func loadBundle(path string) ([]byte, int, error) {
 		}
 		return nil, 0, err
 	}
-	var data []byte
+	var sp *spool
 	if st.IsDir() {
-		var buf bytes.Buffer
-		if err := bundle.ZipDir(path, &buf); err != nil {
+		if sp, err = zipToTemp(path); err != nil {
 			return nil, 0, err
 		}
-		data = buf.Bytes()
 	} else {
 		if !st.Mode().IsRegular() {
 			return nil, 0, fmt.Errorf("%s: not a folder or a zip file", path)
 		}
-		data, err = os.ReadFile(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return nil, 0, err
 		}
-		if !bytes.HasPrefix(data, []byte("PK\x03\x04")) && !bytes.HasPrefix(data, []byte("PK\x05\x06")) {
+		sp = &spool{File: f, size: st.Size()}
+		head := make([]byte, 4)
+		if _, err := f.ReadAt(head, 0); err != nil || (!bytes.Equal(head, []byte("PK\x03\x04")) && !bytes.Equal(head, []byte("PK\x05\x06"))) {
+			sp.Close()
 			return nil, 0, fmt.Errorf("%s: not a zip file (publish a folder or a .zip)", path)
 		}
 	}
-	m, err := bundle.Inspect(bytes.NewReader(data), int64(len(data)), bundle.DefaultLimits())
+	m, err := bundle.Inspect(sp, sp.size, bundle.DefaultLimits())
 	if err != nil {
+		sp.Close()
 		return nil, 0, fmt.Errorf("%s is not a valid bundle: %w", path, err)
 	}
-	return data, len(m.Files), nil
+	return sp, len(m.Files), nil
+}
+
+// zipToTemp zips a folder into a temp file.
+func zipToTemp(dir string) (*spool, error) {
+	f, err := os.CreateTemp("", "ota-bundle-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("temp file: %w", err)
+	}
+	sp := &spool{File: f, temp: true}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err = bundle.ZipDir(dir, bw); err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		sp.size, err = f.Seek(0, io.SeekCurrent)
+	}
+	if err != nil {
+		sp.Close()
+		return nil, err
+	}
+	return sp, nil
 }
 
 // prepareBundle loads the bundle and makes its signatures (and Capgo encryption).
@@ -253,19 +306,45 @@ func prepareBundle(path string, o *publishOptions) (*preparedBundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &preparedBundle{data: zip, files: files}
+	b := &preparedBundle{body: zip, size: zip.size, files: files, close: zip.Close}
+	ok := false
+	defer func() {
+		if !ok {
+			b.close()
+		}
+	}()
 	if o.capgoKey != "" {
 		pemBytes, err := os.ReadFile(o.capgoKey)
 		if err != nil {
 			return nil, fmt.Errorf("--capgo-key: %w", err)
 		}
-		enc, sigs, err := capgoEncrypt(pemBytes, zip)
+		// Capgo encryption works on the whole zip in memory.
+		plain, err := io.ReadAll(io.NewSectionReader(zip, 0, zip.size))
+		if err != nil {
+			return nil, err
+		}
+		enc, sigs, err := capgoEncrypt(pemBytes, plain)
 		if err != nil {
 			return nil, fmt.Errorf("--capgo-key %s: %w", o.capgoKey, err)
 		}
-		b.data, b.signatures = enc, sigs
+		b.body, b.size, b.signatures = bytes.NewReader(enc), int64(len(enc)), sigs
 	}
-	b.sha256 = sign.SHA256Hex(b.data)
+	// One pass computes the SHA-256 and, with --flux-secret, the Flux HMAC (the
+	// HMAC-SHA256 sign.FluxHMAC makes) over the bytes served.
+	h := sha256.New()
+	w := io.Writer(h)
+	var mac hash.Hash
+	if o.fluxSecret != "" {
+		mac = hmac.New(sha256.New, []byte(o.fluxSecret))
+		w = io.MultiWriter(h, mac)
+	}
+	if _, err := io.Copy(w, io.NewSectionReader(b.body, 0, b.size)); err != nil {
+		return nil, fmt.Errorf("read bundle: %w", err)
+	}
+	b.sha256 = hex.EncodeToString(h.Sum(nil))
+	if mac != nil {
+		b.signatures.Flux = hex.EncodeToString(mac.Sum(nil))
+	}
 	if o.signKey != "" {
 		pemBytes, err := os.ReadFile(o.signKey)
 		if err != nil {
@@ -277,13 +356,12 @@ func prepareBundle(path string, o *publishOptions) (*preparedBundle, error) {
 		}
 		b.signatures.PSS, b.signatures.PKCS1 = pss, pkcs1
 	}
-	if o.fluxSecret != "" {
-		b.signatures.Flux = sign.FluxHMAC(o.fluxSecret, b.data)
-	}
+	ok = true
 	return b, nil
 }
 
-// runPublish publishes one bundle and returns what to print.
+// runPublish publishes one bundle and returns what to print. It returns as soon as
+// the release is ready: patches to it are the server's background work.
 func runPublish(ctx context.Context, cl *client, o *publishOptions, path string, stderr io.Writer) (publishResult, error) {
 	say := func(format string, a ...any) {
 		if o.messages {
@@ -294,9 +372,10 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 	if err != nil {
 		return publishResult{}, err
 	}
-	say("bundle %s: %d files, %s, sha256 %s", path, b.files, fmtBytes(int64(len(b.data))), b.sha256)
+	defer b.close()
+	say("bundle %s: %d files, %s, sha256 %s", path, b.files, fmtBytes(b.size), b.sha256)
 
-	in := publish.Input{Version: o.version, SHA256: b.sha256, Size: int64(len(b.data)), Platform: o.platform,
+	in := publish.Input{Version: o.version, SHA256: b.sha256, Size: b.size, Platform: o.platform,
 		MinNative: o.minNative, Notes: o.notes, Mandatory: o.mandatory, BuildNumber: o.buildNumber, Signatures: b.signatures}
 	created, err := cl.createRelease(ctx, o.app, in)
 	if err != nil {
@@ -306,18 +385,21 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 		return publishResult{}, err
 	}
 	rel := created.Release
-	res := publishResult{App: o.app, Version: rel.Version, SHA256: b.sha256, Size: int64(len(b.data)),
+	res := publishResult{App: o.app, Version: rel.Version, SHA256: b.sha256, Size: b.size,
 		Encrypted: b.signatures.SessionKey != "", Signatures: signatureList(b.signatures)}
 	if created.Upload != nil {
 		res.Uploaded = true
-		if err := uploadWithProgress(ctx, cl, created.Upload, b.data, o.showProgress, stderr); err != nil {
+		if err := uploadWithProgress(ctx, cl, created.Upload, io.NewSectionReader(b.body, 0, b.size), b.size, o.showProgress, stderr); err != nil {
+			if ctx.Err() != nil {
+				return res, errUploadInterrupted
+			}
 			return res, err
 		}
-		say("uploaded %s", fmtBytes(int64(len(b.data))))
+		say("uploaded %s", fmtBytes(b.size))
 		if done, err := cl.completeRelease(ctx, o.app, o.version); err == nil {
 			rel = done.Release
 		} else if ctx.Err() != nil {
-			return res, err
+			return res, interruptedWaiting(o)
 		} // otherwise the upload event (S3) finishes it; keep polling below
 	} else {
 		say("release %s already exists with these bytes: nothing to upload", rel.Version)
@@ -327,6 +409,9 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 		say("waiting for the server to validate the bundle...")
 		rel, err = waitReady(ctx, cl, o.app, o.version, o.wait, o.pollInterval)
 		if err != nil {
+			if ctx.Err() != nil {
+				return res, interruptedWaiting(o)
+			}
 			return res, err
 		}
 	}
@@ -354,10 +439,9 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 
 // uploadWithProgress PUTs the bytes to the presigned upload, with a progress bar on
 // stderr when it is a terminal.
-func uploadWithProgress(ctx context.Context, cl *client, up *blob.Upload, data []byte, show bool, stderr io.Writer) error {
-	var body io.Reader = bytes.NewReader(data)
+func uploadWithProgress(ctx context.Context, cl *client, up *blob.Upload, body io.Reader, size int64, show bool, stderr io.Writer) error {
 	if show {
-		bar := progressbar.NewOptions64(int64(len(data)),
+		bar := progressbar.NewOptions64(size,
 			progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("uploading"),
 			progressbar.OptionShowBytes(true),
@@ -369,7 +453,12 @@ func uploadWithProgress(ctx context.Context, cl *client, up *blob.Upload, data [
 		r := progressbar.NewReader(body, bar)
 		body = &r
 	}
-	return cl.upload(ctx, *up, body, int64(len(data)))
+	return cl.upload(ctx, *up, body, size)
+}
+
+// interruptedWaiting: Ctrl-C after the upload; the server finishes on its own.
+func interruptedWaiting(o *publishOptions) error {
+	return fmt.Errorf("interrupted after the upload; the server validates it on its own (see: ota release get %s --app %s, or run the same command again)", o.version, o.app)
 }
 
 // waitReady polls the release until it leaves pending or the wait is over.
