@@ -59,7 +59,8 @@ type Handler struct {
 	// Precompute runs after a successful Ingest; nil: the Ingester, when it
 	// implements Precomputer (*publish.Pipeline does).
 	Precompute Precomputer
-	// PrecomputeMargin is left before ctx's deadline (0: DefaultPrecomputeMargin).
+	// PrecomputeMargin is left before ctx's deadline by patch work, precomputed or
+	// requested (0: DefaultPrecomputeMargin).
 	PrecomputeMargin time.Duration
 	// Bucket, when set, is the only bucket whose records are processed (others are
 	// logged and dropped).
@@ -145,6 +146,12 @@ func (h Handler) patchRequest(ctx context.Context, log *slog.Logger, key string)
 		log.Warn("s3 event ignored: no handler for patch requests", "key", key)
 		return nil
 	}
+	ctx, cancel, ok := h.budget(ctx)
+	defer cancel()
+	if !ok {
+		log.Warn("patch request not handled: no time left in this invocation, will retry", "key", key)
+		return fmt.Errorf("patch request %s: no time left in this invocation", key)
+	}
 	err := pr.HandlePatchRequest(ctx, key)
 	switch {
 	case err == nil:
@@ -173,22 +180,34 @@ func (h Handler) precompute(ctx context.Context, log *slog.Logger, key string) {
 		return
 	}
 	app, version, _ := blob.ParseBundleKey(key)
-	margin := h.PrecomputeMargin
-	if margin <= 0 {
-		margin = DefaultPrecomputeMargin
-	}
-	if d, ok := ctx.Deadline(); ok {
-		if time.Until(d) <= margin {
-			log.Info("precompute skipped: no time left", "key", key, "left", time.Until(d).String())
-			return
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-margin))
-		defer cancel()
+	ctx, cancel, ok := h.budget(ctx)
+	defer cancel()
+	if !ok {
+		log.Info("precompute skipped: no time left in this invocation", "key", key)
+		return
 	}
 	if err := pc.Precompute(ctx, app, version); err != nil {
 		log.Warn("precompute patches failed", "key", key, "err", err)
 		return
 	}
 	log.Info("patches precomputed", "key", key)
+}
+
+// budget is ctx with its deadline (the invocation's) moved PrecomputeMargin earlier,
+// so patch work ends, written or abandoned, before Lambda stops the function; false
+// when that leaves no time.
+func (h Handler) budget(ctx context.Context) (context.Context, context.CancelFunc, bool) {
+	margin := h.PrecomputeMargin
+	if margin <= 0 {
+		margin = DefaultPrecomputeMargin
+	}
+	d, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}, true
+	}
+	if time.Until(d) <= margin {
+		return ctx, func() {}, false
+	}
+	ctx, cancel := context.WithDeadline(ctx, d.Add(-margin))
+	return ctx, cancel, true
 }

@@ -242,3 +242,30 @@ func TestHandlePrecomputesAfterIngest(t *testing.T) {
 		t.Errorf("explicit Precompute: %v, %q, %v", err, other.calls, other.deadlines)
 	}
 }
+
+type deadlineRequests struct{ deadlines []time.Time }
+
+func (d *deadlineRequests) HandlePatchRequest(ctx context.Context, _ string) error {
+	dl, _ := ctx.Deadline()
+	d.deadlines = append(d.deadlines, dl)
+	return nil
+}
+
+// Requested patches get the same margin before the invocation's deadline; without
+// time left the event is retried.
+func TestPatchRequestWithinDeadline(t *testing.T) {
+	reqs := &deadlineRequests{}
+	h := Handler{Ingester: &fakeIngester{}, PatchRequests: reqs}
+	ev := events.S3Event{Records: []events.S3EventRecord{rec("ObjectCreated:Put", "bkt", "patch-requests/ota/app/1.0.0/2.0.0")}}
+	deadline := time.Now().Add(5 * time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := h.Handle(ctx, ev); err != nil || len(reqs.deadlines) != 1 || !reqs.deadlines[0].Equal(deadline.Add(-DefaultPrecomputeMargin)) {
+		t.Fatalf("Handle = %v, deadlines %v", err, reqs.deadlines)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), DefaultPrecomputeMargin/2)
+	defer cancel2()
+	if err := h.Handle(short, ev); err == nil || Permanent(err) || len(reqs.deadlines) != 1 {
+		t.Errorf("no time left: %v (want a retryable error), %d calls", err, len(reqs.deadlines))
+	}
+}
