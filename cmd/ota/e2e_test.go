@@ -90,8 +90,9 @@ func cleanEnv(extra ...string) []string {
 
 // otadProc is a running otad.
 type otadProc struct {
-	base, data string
-	stdout     *syncBuffer
+	base, data     string
+	stdout, stderr *syncBuffer
+	pid            int
 }
 
 type syncBuffer struct {
@@ -117,14 +118,15 @@ var servingRe = regexp.MustCompile(`otad is serving at (http://\S+)`)
 // for /healthz. env adds variables (OTA_ADMIN_KEY).
 func startOtad(t *testing.T, otad string, env []string, args ...string) *otadProc {
 	t.Helper()
-	p := &otadProc{data: t.TempDir(), stdout: &syncBuffer{}}
-	var stderr syncBuffer
+	p := &otadProc{data: t.TempDir(), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	stderr := p.stderr
 	cmd := exec.Command(otad, append([]string{"--data", p.data, "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = cleanEnv(env...)
-	cmd.Stdout, cmd.Stderr = p.stdout, &stderr
+	cmd.Stdout, cmd.Stderr = p.stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
