@@ -28,10 +28,11 @@ const (
 )
 
 // Precompute makes patches to version from the last PatchBases releases of the same
-// app and platform that were ready before it, within Budget: pairs that do not fit or cannot pay are
-// skipped (logged at Info), and it stops when ctx ends. Existing patches are kept
-// (patches are content-addressed, so repeating this is harmless). Callers run it
-// after the release is ready, never inside the request that made it ready.
+// app and platform that were ready before it, within Budget: pairs that do not fit
+// or cannot pay are skipped (logged at Info), and it stops when ctx ends. Existing
+// patches are kept (patches are content-addressed, so repeating this is harmless).
+// Callers run it after the release is ready, never inside the request that made it
+// ready.
 func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 	to, err := p.Store.GetRelease(ctx, app, version)
 	if err != nil {
