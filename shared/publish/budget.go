@@ -52,15 +52,16 @@ const (
 	DefaultPatchMaxRatio    = 0.9
 )
 
-// Cost model of delta.Create at its default level (2 cores): content unlike its
-// reference is coded at about 0.5 MB/s, content that mostly matches it at 15-30
-// MB/s; peak memory is about 10x a coded file plus its reference (20x for unlike
-// content, but that is slow enough to be skipped on time first).
+// Cost model of delta.Create at its default level, measured on 2 cores under a 1 GiB
+// memory limit: content unlike its reference is coded at 0.35-0.5 MB/s (slower as
+// it grows), content that mostly matches it at 15-30 MB/s; peak memory is about 10x
+// a coded file plus its reference when they match, 18x when they do not.
 const (
-	slowBytesPerSec = 512 << 10
-	fastBytesPerSec = 12 << 20
-	fluxBytesPerSec = 16 << 20
-	memFactor       = 10
+	slowBytesPerSec  = 256 << 10
+	fastBytesPerSec  = 12 << 20
+	fluxBytesPerSec  = 16 << 20
+	memFactorSimilar = 10
+	memFactorUnlike  = 18
 	// minRatioBundle: smaller bundles keep any patch; dropping one saves nothing
 	// worth a device's failed patch request.
 	minRatioBundle = 1 << 20
@@ -123,7 +124,12 @@ func (e pairEstimate) estimatedMemory() int64 {
 	if e.Kind == KindFlux {
 		return 3 * max(e.OldSize, e.NewSize) // old, new and the patch
 	}
-	return e.Changed + memFactor*(e.LargestChanged+e.LargestRef)
+	factor := float64(memFactorSimilar) // until sampled, the benefit of the doubt
+	if e.Sampled && e.Changed > 0 {
+		unlike := float64(e.Changed-e.Similar) / float64(e.Changed)
+		factor += unlike * (memFactorUnlike - memFactorSimilar)
+	}
+	return e.Changed + int64(factor*float64(e.LargestChanged+e.LargestRef))
 }
 
 func seconds(s float64) time.Duration {
