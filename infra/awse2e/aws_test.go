@@ -207,6 +207,19 @@ func capgoCheckAt(t *testing.T, server, app, device, current string) capgoAnswer
 	return a
 }
 
+// waitPatch waits for a precomputed patch: the patch function precomputes after the
+// release is ready (in the same invocation), so `ota release` may return first.
+func waitPatch(ctx context.Context, st *store.Store, app, kind, from, to string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := st.GetPatch(ctx, app, kind, from, to)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func sha(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
 
 func get(t *testing.T, u string) (int, []byte) {
@@ -264,7 +277,7 @@ func TestPublishAndCheckOnEmulators(t *testing.T) {
 	}
 	// The patch function precomputed a patch from 1.0.1 to 1.0.2, and the Go device
 	// client on 1.0.1 gets to 1.0.2 through it, from S3, byte for byte.
-	if _, err := e.deps.Store.GetPatch(ctx, app, "ota", "1.0.1", "1.0.2"); err != nil {
+	if err := waitPatch(ctx, e.deps.Store, app, "ota", "1.0.1", "1.0.2"); err != nil {
 		t.Fatalf("precomputed patch: %v", err)
 	}
 	dir := t.TempDir()

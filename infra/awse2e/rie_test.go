@@ -225,7 +225,7 @@ func TestFunctionsUnderLambdaRIE(t *testing.T) {
 			t.Fatalf("release %s is %s", r.Version, r.Status)
 		}
 	}
-	if _, err := s.deps.Store.GetPatch(ctx, app, "ota", "1.0.1", "1.0.2"); err != nil {
+	if err := waitPatch(ctx, s.deps.Store, app, "ota", "1.0.1", "1.0.2"); err != nil {
 		t.Errorf("the patch function did not precompute 1.0.1 -> 1.0.2: %v", err)
 	}
 
