@@ -33,6 +33,7 @@ type publishOptions struct {
 	buildNumber            int64
 	signKey, fluxSecret    string
 	capgoKey               string
+	format                 string // "" (a zip bundle) or release.FormatChunk
 	wait                   time.Duration
 	pollInterval           time.Duration // tests shorten it
 	showProgress, messages bool
@@ -68,6 +69,16 @@ func (o *publishOptions) validate() error {
 	default:
 		return fmt.Errorf("--platform %q: use ios, android, electron or web (or leave it out for every platform)", o.platform)
 	}
+	switch o.format {
+	case "", "zip":
+		o.format = ""
+	case release.FormatChunk:
+		if o.capgoKey != "" || o.signKey != "" {
+			return errors.New("--format chunk publishes opaque bytes (a Flux chunk): --capgo-key and --sign-key are for zip bundles")
+		}
+	default:
+		return fmt.Errorf("--format %q: use zip (the default: a folder or .zip) or chunk (opaque bytes, e.g. a Flux chunk)", o.format)
+	}
 	if o.fluxSecret != "" && len(o.fluxSecret) < 16 {
 		return errors.New("--flux-secret must have at least 16 characters")
 	}
@@ -92,6 +103,7 @@ func newReleaseCmd(g *globals) *cobra.Command {
 			"one of them, write it as ./list, ./get or ./delete.",
 		Example: "  ota release ./www --app com.example.app --version 1.0.1 --channel production\n" +
 			"  ota release dist.zip --app com.example.app --version 1.0.2 --sign-key signing_private.pem --min-native 2.0.0\n" +
+			"  ota release app.flux --format chunk --app com.example.notes --version 2.0.0 --flux-secret $FLUX_SECRET --channel production\n" +
 			"  ota release list --app com.example.app\n" +
 			"  ota release get 1.0.1 --app com.example.app\n" +
 			"  ota release delete 1.0.0 --app com.example.app",
@@ -133,6 +145,7 @@ func newReleaseCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.signKey, "sign-key", "", "RSA private key PEM for native-update signatures (see ota signing-key create)")
 	f.StringVar(&o.fluxSecret, "flux-secret", "", "Flux HMAC secret: adds the Flux signature")
 	f.StringVar(&o.capgoKey, "capgo-key", "", "Capgo RSA private key (.capgo_key_v2): encrypt the bundle for Capgo devices")
+	f.StringVar(&o.format, "format", "", "zip (default: a folder or .zip) or chunk: publish a file's bytes as they are (a Flux chunk too large for an inline upload)")
 	f.DurationVar(&o.wait, "wait", 2*time.Minute, "how long to wait for the server to validate the upload (0 = do not wait)")
 
 	cmd.AddCommand(newReleaseListCmd(g, "list"), newReleaseGetCmd(g), newReleaseDeleteCmd(g))
@@ -279,6 +292,23 @@ func loadBundle(path string) (*spool, int, error) {
 	return sp, len(m.Files), nil
 }
 
+// loadChunk opens a file published as opaque bytes (--format chunk): nothing is
+// unpacked or checked but its size.
+func loadChunk(path string) (*spool, int, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !st.Mode().IsRegular() || st.Size() == 0 {
+		return nil, 0, fmt.Errorf("%s: --format chunk publishes one non-empty file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &spool{File: f, size: st.Size()}, 0, nil
+}
+
 // zipToTemp zips a folder into a temp file.
 func zipToTemp(dir string) (*spool, error) {
 	f, err := os.CreateTemp("", "ota-bundle-*.zip")
@@ -302,7 +332,11 @@ func zipToTemp(dir string) (*spool, error) {
 
 // prepareBundle loads the bundle and makes its signatures (and Capgo encryption).
 func prepareBundle(path string, o *publishOptions) (*preparedBundle, error) {
-	zip, files, err := loadBundle(path)
+	load := loadBundle
+	if o.format == release.FormatChunk {
+		load = loadChunk
+	}
+	zip, files, err := load(path)
 	if err != nil {
 		return nil, err
 	}
@@ -373,10 +407,15 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 		return publishResult{}, err
 	}
 	defer b.close()
-	say("bundle %s: %d files, %s, sha256 %s", path, b.files, fmtBytes(b.size), b.sha256)
+	if o.format == release.FormatChunk {
+		say("chunk %s: %s, sha256 %s", path, fmtBytes(b.size), b.sha256)
+	} else {
+		say("bundle %s: %d files, %s, sha256 %s", path, b.files, fmtBytes(b.size), b.sha256)
+	}
 
 	in := publish.Input{Version: o.version, SHA256: b.sha256, Size: b.size, Platform: o.platform,
-		MinNative: o.minNative, Notes: o.notes, Mandatory: o.mandatory, BuildNumber: o.buildNumber, Signatures: b.signatures}
+		MinNative: o.minNative, Notes: o.notes, Mandatory: o.mandatory, BuildNumber: o.buildNumber, Signatures: b.signatures,
+		Format: o.format}
 	created, err := cl.createRelease(ctx, o.app, in)
 	if err != nil {
 		if errorCode(err) == "version_exists" {
