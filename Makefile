@@ -43,9 +43,10 @@ emulators-stop:
 	-bash infra/emulators/dynamodb-local.sh stop
 	-bash infra/emulators/versitygw.sh stop
 
-bench: ## patch benchmark against zstd -19 --patch-from (needs ../shared/bench)
-	$(GO) build -o bin/ota ./cmd/ota && bash ../shared/bench/compare.sh ./bin/ota
+bench: ## rerunnable benchmarks: patch create/apply, the check handler stack (OTA_BENCH_PUBLISH=1 adds the 150 MB publish run)
 	$(GO) test -run '^$$' -bench . -benchmem ./shared/delta/
+	$(GO) test -run '^$$' -bench CapgoCheck -benchmem ./shared/api/
+	@if [ -n "$$OTA_BENCH_PUBLISH" ]; then $(GO) test -run TestBenchPublishBig -v -timeout 60m ./cmd/ota; fi
 
 clean:
 	rm -rf .build bin

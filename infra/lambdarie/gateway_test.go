@@ -186,7 +186,7 @@ func TestGatewayEvent(t *testing.T) {
 // TestSplitLogs: the RIE's output as it writes it, sorted by writer, and its REPORT
 // lines parsed.
 func TestSplitLogs(t *testing.T) {
-	logs := "05 Dec 2026 19:11:26,905 [INFO] (rapid) exec '/tmp/x/fn' (cwd=/tmp/x, handler=)\n" +
+	logs := "05 Dec 2026 19:11:26,905 [INFO] (rapid) exec '/var/task/bootstrap' (cwd=/var/task, handler=)\n" +
 		"START RequestId: fd446367-7fbd-417d-80c2-f73d121497c5 Version: $LATEST\n" +
 		"05 Dec 2026 19:11:26,922 [INFO] (rapid) INIT REPORT(durationMs: 2.962000)\n" +
 		`{"time":"2026-12-05T19:11:26.923Z","level":"INFO","msg":"request","status":200}` + "\n" +

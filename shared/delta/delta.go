@@ -308,16 +308,22 @@ func loadRefs(fsys fs.FS, oldFiles []fileEntry, refs []int, dst []byte) ([]byte,
 }
 
 // incompressible reports whether data looks like already compressed content:
-// at least 1 KiB with an order-0 entropy above 7.8 bits per byte.
+// at least 1 KiB with an order-0 entropy above IncompressibleEntropy.
 func incompressible(data []byte) bool {
-	if len(data) < 1024 {
-		return false
-	}
+	return len(data) >= 1024 && Entropy(data) > IncompressibleEntropy
+}
+
+// IncompressibleEntropy is the order-0 entropy (bits per byte) above which content is
+// treated as already compressed and stored raw.
+const IncompressibleEntropy = 7.8
+
+// Entropy is the order-0 entropy of b in bits per byte.
+func Entropy(b []byte) float64 {
 	var hist [256]int
-	for _, b := range data {
-		hist[b]++
+	for _, c := range b {
+		hist[c]++
 	}
-	n := float64(len(data))
+	n := float64(len(b))
 	h := 0.0
 	for _, c := range hist {
 		if c > 0 {
@@ -325,7 +331,7 @@ func incompressible(data []byte) bool {
 			h -= p * math.Log2(p)
 		}
 	}
-	return h > 7.8
+	return h
 }
 
 // groupKey orders coded files in a stream: by extension, then by path, so

@@ -16,6 +16,7 @@ import (
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/bundle"
+	"github.com/otakit/ota/shared/delta"
 )
 
 // PatchBudget bounds the time and memory one patch may take. Each pair is estimated
@@ -315,30 +316,13 @@ func sampleFile(data, ref []byte) (similar, incompressible float64) {
 			found++
 		}
 		lo := max(0, min(off, len(data)-entropyBlock))
-		if entropy(data[lo:min(len(data), lo+entropyBlock)]) > 7.8 {
+		if delta.Entropy(data[lo:min(len(data), lo+entropyBlock)]) > delta.IncompressibleEntropy {
 			dense++
 		}
 	}
 	return float64(found) / float64(n), float64(dense) / float64(n)
 }
 
-// entropy is the order-0 entropy of b in bits per byte (delta uses the same test:
-// above 7.8 the content is already compressed).
-func entropy(b []byte) float64 {
-	var hist [256]int
-	for _, c := range b {
-		hist[c]++
-	}
-	n := float64(len(b))
-	h := 0.0
-	for _, c := range hist {
-		if c > 0 {
-			p := float64(c) / n
-			h -= p * math.Log2(p)
-		}
-	}
-	return h
-}
 
 // CodePatchSkipped is the *Error code of a pair the budget skipped.
 const CodePatchSkipped = "patch_skipped"
