@@ -323,7 +323,6 @@ func sampleFile(data, ref []byte) (similar, incompressible float64) {
 	return float64(found) / float64(n), float64(dense) / float64(n)
 }
 
-
 // CodePatchSkipped is the *Error code of a pair the budget skipped.
 const CodePatchSkipped = "patch_skipped"
 
