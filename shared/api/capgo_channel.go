@@ -207,3 +207,19 @@ func (s *Server) capgoChannelUnset(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
+
+// capgoChannel resolves the channel a device asks for: its persisted channel when it
+// exists, else the app's default.
+func (s *Server) capgoChannel(ctx context.Context, app release.App, requested string) (string, error) {
+	if requested == "" || requested == app.DefaultChannel || release.ValidChannel(requested) != nil {
+		return app.DefaultChannel, nil
+	}
+	cs, err := s.state.channel(ctx, app.ID, requested)
+	if err != nil {
+		return "", err
+	}
+	if cs.ch == nil {
+		return app.DefaultChannel, nil
+	}
+	return requested, nil
+}
