@@ -25,6 +25,7 @@ import (
 //   APP#<app>             / RO#<channel>#<salt>#att|fail    rollout install attempts / failures
 //   APP#<app>             / ADOPT#<version>                devices whose last install was this version
 //   DEDUP#<app>#<hash>    / E                              stats de-duplication marker (expires)
+//   APP#<app>             / DEVCH                          counter of devices with a channel override
 
 func appPK(app string) string { return "APP#" + app }
 
@@ -224,6 +225,57 @@ func (s *Store) UpdateDevice(ctx context.Context, app, id string, fn func(d *rel
 		d.SeenAt = now.UTC()
 		return nil
 	})
+}
+
+// devChannelsSK counts an app's devices with a server-side channel override, so that
+// checks read device records only for apps that have some.
+const devChannelsSK = "DEVCH"
+
+// SetDeviceChannel sets (channel != "") or clears (channel == "") a device's
+// server-side channel override and returns the previous one. Clearing never creates
+// a device record. The app's override count is raised before the device write and
+// lowered after it, so an interrupted call can only overcount (a wasted device read
+// on checks), never hide an override.
+func (s *Store) SetDeviceChannel(ctx context.Context, app, device, channel string) (string, error) {
+	pk := appPK(app)
+	if channel != "" {
+		if _, err := s.t.Add(ctx, pk, devChannelsSK, 1, 0); err != nil {
+			return "", fmt.Errorf("count channel override of %s/%s: %w", app, device, err)
+		}
+	}
+	var prev string
+	_, err := s.UpdateDevice(ctx, app, device, func(d *release.Device) error {
+		prev = d.Channel
+		if d.Channel == channel {
+			return ErrUnchanged
+		}
+		d.Channel = channel
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("set channel override of %s/%s: %w", app, device, err)
+	}
+	// One override gone, or the early count was not needed (already set, or failed).
+	if (channel == "" && err == nil && prev != "") || (channel != "" && (err != nil || prev != "")) {
+		if _, aerr := s.t.Add(ctx, pk, devChannelsSK, -1, 0); aerr != nil && err == nil {
+			err = fmt.Errorf("uncount channel override of %s/%s: %w", app, device, aerr)
+		}
+	}
+	return prev, err
+}
+
+// DeviceChannelOverrides returns how many devices of app may have a server-side
+// channel override: 0 means none has one. Device records that expire keep their
+// count (an overcount only costs device reads).
+func (s *Store) DeviceChannelOverrides(ctx context.Context, app string) (int64, error) {
+	it, err := s.t.Get(ctx, appPK(app), devChannelsSK)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count channel overrides of %s: %w", app, err)
+	}
+	return it.N, nil
 }
 
 // ---- patches

@@ -68,6 +68,7 @@ var cases = []struct {
 	{"StoreReleases", testStoreReleases},
 	{"StoreChannelConcurrent", testStoreChannelConcurrent},
 	{"StoreDeviceFailureMemory", testStoreDevice},
+	{"StoreDeviceChannelOverride", testStoreDeviceChannel},
 	{"StoreAPIKeysHashed", testStoreKeys},
 	{"StoreStatsSharded", testStoreStats},
 	{"StoreFirstSeen", testStoreFirstSeen},
@@ -996,6 +997,57 @@ func testStoreDevice(t *testing.T, tb store.Table) {
 	if err != nil || fresh.Channel != "" || len(fresh.Failed) != 0 {
 		t.Fatalf("recreated device %+v, %v: want empty", fresh, err)
 	}
+}
+
+func testStoreDeviceChannel(t *testing.T, tb store.Table) {
+	s := store.New(tb)
+	count := func(want int64) {
+		t.Helper()
+		if n, err := s.DeviceChannelOverrides(ctx(t), "app"); err != nil || n != want {
+			t.Fatalf("DeviceChannelOverrides = %d, %v; want %d", n, err, want)
+		}
+	}
+	set := func(dev, ch, wantPrev string) {
+		t.Helper()
+		if prev, err := s.SetDeviceChannel(ctx(t), "app", dev, ch); err != nil || prev != wantPrev {
+			t.Fatalf("SetDeviceChannel(%s, %q) = %q, %v; want previous %q", dev, ch, prev, err, wantPrev)
+		}
+	}
+	count(0)
+	// Clearing a device that has no record creates none.
+	set("dev1", "", "")
+	if _, err := s.GetDevice(ctx(t), "app", "dev1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("clearing created a device record: %v", err)
+	}
+	count(0)
+	set("dev1", "beta", "")
+	set("dev1", "beta", "beta") // unchanged: still one
+	count(1)
+	set("dev2", "beta", "")
+	set("dev2", "alpha", "beta") // moved: still two
+	count(2)
+	if d, err := s.GetDevice(ctx(t), "app", "dev2"); err != nil || d.Channel != "alpha" {
+		t.Fatalf("dev2 = %+v, %v", d, err)
+	}
+	set("dev1", "", "beta")
+	set("dev1", "", "")
+	count(1)
+	if n, _ := s.DeviceChannelOverrides(ctx(t), "other"); n != 0 {
+		t.Fatalf("another app counts %d overrides", n)
+	}
+	// Concurrent sets of one fresh device count it once.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.SetDeviceChannel(ctx(t), "app", "dev3", fmt.Sprintf("ch%d", i%2)); err != nil {
+				t.Errorf("concurrent set: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	count(2)
 }
 
 func testStoreKeys(t *testing.T, tb store.Table) {
