@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/spf13/cobra"
@@ -20,11 +21,13 @@ func newAppCmd(g *globals) *cobra.Command {
 // appFields registers the app settings flags on c and returns a function that turns
 // the flags the user gave into an appInput (unset flags stay nil: unchanged).
 func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (appInput, error) {
-	var name, defaultChannel, fluxSecret, deviceToken string
+	var name, defaultChannel, fluxSecret, deviceToken, nuSignature string
 	c.Flags().StringVar(&name, "name", "", "display name")
 	c.Flags().StringVar(&defaultChannel, "default-channel", "", "channel for devices that name none (default production)")
 	c.Flags().StringVar(&fluxSecret, "flux-secret", "", "HMAC secret shared with Flux clients (16+ characters)")
 	c.Flags().StringVar(&deviceToken, "device-token", "", "protect check-device: devices must send this token (16+ characters; \"\" = public)")
+	c.Flags().StringVar(&nuSignature, "native-update-signature", "",
+		"what native-update's signature field carries: pss (native-update 1.x) or pkcs1 (capacitor-native-update 2.0); \"\" = pss when the release has it")
 	return func(cmd *cobra.Command, id string) (appInput, error) {
 		in := appInput{ID: id}
 		if err := release.ValidAppID(id); err != nil {
@@ -39,6 +42,12 @@ func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (appInput, 
 		set("default-channel", &in.DefaultChannel, &defaultChannel)
 		set("flux-secret", &in.FluxSecret, &fluxSecret)
 		set("device-token", &in.DeviceToken, &deviceToken)
+		set("native-update-signature", &in.NativeUpdateSignature, &nuSignature)
+		if in.NativeUpdateSignature != nil {
+			if err := release.ValidNativeUpdateSignature(nuSignature); err != nil {
+				return in, fmt.Errorf("--native-update-signature: %w", err)
+			}
+		}
 		if in.DefaultChannel != nil {
 			if err := release.ValidChannel(defaultChannel); err != nil {
 				return in, err
@@ -76,10 +85,16 @@ func newAppCreateCmd(g *globals) *cobra.Command {
 func newAppUpdateCmd(g *globals) *cobra.Command {
 	var in appInput
 	c := &cobra.Command{
-		Use:     "update APP_ID [--name N] [--default-channel C] [--flux-secret S] [--device-token T]",
-		Short:   "Change an app's settings (only the flags given)",
-		Example: "  ota app update com.example.app --device-token \"$(openssl rand -hex 16)\"",
-		Args:    exactArgs("APP_ID"),
+		Use:   "update APP_ID [--name N] [--default-channel C] [--flux-secret S] [--device-token T] [--native-update-signature pss|pkcs1]",
+		Short: "Change an app's settings (only the flags given)",
+		Long: "Change an app's settings; flags not given stay as they are.\n\n" +
+			"--native-update-signature picks the scheme native-update answers carry in signature and\n" +
+			"signatureAlgorithm: pss (RSA-PSS salt 32, what native-update 1.x verifies) or pkcs1 (RSA\n" +
+			"PKCS#1 v1.5, the scheme of capacitor-native-update 2.0's verifier). Both forms stay in\n" +
+			"signaturePss and signaturePkcs1. \"\" returns to the default (pss when the release has it).",
+		Example: "  ota app update com.example.app --device-token \"$(openssl rand -hex 16)\"\n" +
+			"  ota app update com.example.app --native-update-signature pkcs1",
+		Args: exactArgs("APP_ID"),
 	}
 	fields := appFields(c)
 	c.RunE = apiCall[appView]{

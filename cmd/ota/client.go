@@ -150,6 +150,8 @@ type appInput struct {
 	DefaultChannel *string `json:"default_channel,omitempty"`
 	FluxSecret     *string `json:"flux_secret,omitempty"`
 	DeviceToken    *string `json:"device_token,omitempty"`
+	// NativeUpdateSignature is sent even when "" (that resets it to the default).
+	NativeUpdateSignature *string `json:"native_update_signature,omitempty"`
 }
 
 func (c *client) createApp(ctx context.Context, in appInput) (appView, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -91,6 +92,7 @@ func printApp(w io.Writer, a appView) error {
 	t.row("default channel", a.DefaultChannel)
 	t.row("flux secret", map[bool]string{true: "set", false: "not set"}[a.FluxSecretSet])
 	t.row("device token", map[bool]string{true: "required (protected app)", false: "not required"}[a.Protected])
+	t.row("signature", "native-update "+cmp.Or(a.NativeUpdateSignature, "default (pss when present)"))
 	t.row("created", fmtTime(a.CreatedAt))
 	return t.flush()
 }

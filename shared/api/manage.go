@@ -134,6 +134,8 @@ type appInput struct {
 	DefaultChannel *string `json:"default_channel"`
 	FluxSecret     *string `json:"flux_secret"`
 	DeviceToken    *string `json:"device_token"` // "" makes the app public again
+	// NativeUpdateSignature is "pss", "pkcs1" or "" (back to the default).
+	NativeUpdateSignature *string `json:"native_update_signature"`
 }
 
 func (in appInput) apply(a *release.App) error {
@@ -161,6 +163,12 @@ func (in appInput) apply(a *release.App) error {
 		default:
 			a.DeviceTokenHash = store.HashKey(*in.DeviceToken)
 		}
+	}
+	if in.NativeUpdateSignature != nil {
+		if err := release.ValidNativeUpdateSignature(*in.NativeUpdateSignature); err != nil {
+			return errBad("invalid_native_update_signature", "%v", err)
+		}
+		a.NativeUpdateSignature = *in.NativeUpdateSignature
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // The native-update adapter (Capacitor plugin `native-update` 1.x and
-// `capacitor-native-update` 2.0), see protocols/native-update.md.
+// `capacitor-native-update` 2.0), see docs/protocols.md.
 //
 // Devices send only `GET {serverUrl}/check?channel=C`: no app id (it is in the path),
 // no device id, no current or native version. So the device route always answers the
@@ -158,9 +158,14 @@ func (s *Server) nuCheck(w http.ResponseWriter, r *http.Request, q release.Quest
 		s.writeErr(w, r, err)
 		return
 	}
+	app, err := s.state.app(ctx, q.AppID)
+	if err != nil && !errors.Is(err, errUnknownApp) {
+		s.writeErr(w, r, err)
+		return
+	}
 	ch := q.Channel
 	if ch == "" {
-		ch = s.defaultChannel(ctx, q.AppID)
+		ch = app.DefaultChannel
 	}
 	a := nuAnswer{
 		Available: true, UpdateAvailable: true,
@@ -174,16 +179,30 @@ func (s *Server) nuCheck(w http.ResponseWriter, r *http.Request, q release.Quest
 		MinAppVersion: minNativeOrZero(rel), MinNativeVersion: minNativeOrZero(rel),
 		Channel: ch,
 	}
-	// `signature` carries one scheme: PSS (what 1.x devices verify) when present,
-	// else PKCS#1 v1.5 (capacitor-native-update 2.0).
-	switch {
-	case rel.Signatures.PSS != "":
-		a.Signature, a.SignatureAlgorithm = rel.Signatures.PSS, nuAlgPSS
-	case rel.Signatures.PKCS1 != "":
-		a.Signature, a.SignatureAlgorithm = rel.Signatures.PKCS1, nuAlgPKCS1
-	}
+	a.Signature, a.SignatureAlgorithm = nuSignature(rel.Signatures, app.NativeUpdateSignature)
 	w.Header().Set("Cache-Control", "no-store") // carries a short-lived signed URL
 	writeJSON(w, http.StatusOK, a)
+}
+
+// nuSignature picks what `signature` carries. The plugin reads only that field and
+// its versions verify different schemes (1.x: PSS salt 32; 2.0's SecurityManager:
+// PKCS#1 v1.5), so the app chooses. A chosen scheme the release lacks leaves
+// `signature` out: the other scheme would fail on every such device. Unset ("")
+// is PSS when the release has it, else PKCS#1.
+func nuSignature(sigs release.Signatures, scheme string) (sig, alg string) {
+	if scheme == "" {
+		scheme = release.SigPSS
+		if sigs.PSS == "" {
+			scheme = release.SigPKCS1
+		}
+	}
+	switch {
+	case scheme == release.SigPSS && sigs.PSS != "":
+		return sigs.PSS, nuAlgPSS
+	case scheme == release.SigPKCS1 && sigs.PKCS1 != "":
+		return sigs.PKCS1, nuAlgPKCS1
+	}
+	return "", ""
 }
 
 // nuBundle serves GET /api/v1/bundles/{version}?appId= and
@@ -318,15 +337,6 @@ func minNativeOrZero(r *release.Release) string {
 		return "0.0.0"
 	}
 	return r.MinNative
-}
-
-// defaultChannel is the app's default channel name ("" if the app is unknown).
-func (s *Server) defaultChannel(ctx context.Context, app string) string {
-	a, err := s.state.app(ctx, app)
-	if err != nil {
-		return ""
-	}
-	return a.DefaultChannel
 }
 
 // servableRelease loads a release devices may download by name: it exists, is

@@ -161,7 +161,7 @@ func androidSeesUpdate(status int, m map[string]any) bool { return status/100 ==
 // iosSeesUpdate is the iOS reading rule: JSON with top-level available == true.
 func iosSeesUpdate(m map[string]any) bool { return m != nil && m["available"] == true }
 
-// ---- conformance checklist (protocols/native-update.md)
+// ---- conformance checklist (native-update, see docs/protocols.md)
 
 func TestNativeUpdate01_DeviceCheckOffersRelease(t *testing.T) {
 	e := newTestEnv(t)
@@ -563,5 +563,55 @@ func TestNativeUpdateChunkReleaseNotOffered(t *testing.T) {
 	}
 	if st, _, _ := e.do("GET", "/native-update/com.example.app/bundles/1.0.0", nil); st != 404 {
 		t.Fatalf("chunk served as a bundle: %d", st)
+	}
+}
+
+// The app's signature setting: validated by the admin API, reset by "".
+func TestNativeUpdateSignatureSetting(t *testing.T) {
+	e := newTestEnv(t)
+	e.createApp("com.example.app")
+	patch := func(v any) (int, map[string]any) {
+		st, _, b := e.do("PATCH", "/v1/apps/com.example.app", map[string]any{"native_update_signature": v}, "Authorization", "Bearer "+e.admin)
+		return st, jsonMap(t, b)
+	}
+	if st, m := patch("rsa"); st != 400 || m["error"] != "invalid_native_update_signature" {
+		t.Fatalf("bad scheme: %d %v", st, m)
+	}
+	if st, _ := patch(1); st != 400 {
+		t.Fatalf("wrong type: %d", st)
+	}
+	if st, m := patch("pkcs1"); st != 200 || m["native_update_signature"] != "pkcs1" {
+		t.Fatalf("pkcs1: %d %v", st, m)
+	}
+	if a, _ := e.store.GetApp(context.Background(), "com.example.app"); a.NativeUpdateSignature != release.SigPKCS1 {
+		t.Fatalf("stored %q", a.NativeUpdateSignature)
+	}
+	if st, m := patch(""); st != 200 || m["native_update_signature"] != nil {
+		t.Fatalf("reset: %d %v", st, m)
+	}
+}
+
+// What `signature` carries for each setting and each set of forms a release has.
+func TestNativeUpdateSignatureChoice(t *testing.T) {
+	both := release.Signatures{PSS: "pss-sig", PKCS1: "pkcs1-sig"}
+	tests := []struct {
+		scheme       string
+		sigs         release.Signatures
+		wantSig, alg string
+	}{
+		{"", both, "pss-sig", nuAlgPSS},
+		{"", release.Signatures{PKCS1: "pkcs1-sig"}, "pkcs1-sig", nuAlgPKCS1},
+		{"", release.Signatures{}, "", ""},
+		{release.SigPSS, both, "pss-sig", nuAlgPSS},
+		{release.SigPKCS1, both, "pkcs1-sig", nuAlgPKCS1},
+		// A chosen scheme the release lacks: no signature rather than the other scheme.
+		{release.SigPSS, release.Signatures{PKCS1: "pkcs1-sig"}, "", ""},
+		{release.SigPKCS1, release.Signatures{PSS: "pss-sig"}, "", ""},
+	}
+	for _, tc := range tests {
+		sig, alg := nuSignature(tc.sigs, tc.scheme)
+		if sig != tc.wantSig || alg != tc.alg {
+			t.Errorf("scheme %q, %+v: got %q %q, want %q %q", tc.scheme, tc.sigs, sig, alg, tc.wantSig, tc.alg)
+		}
 	}
 }

@@ -25,8 +25,27 @@ type App struct {
 	FluxSecret     string `json:"flux_secret,omitempty"` // HMAC secret shared with Flux clients (ships in the app anyway)
 	// DeviceTokenHash protects the check-device routes: devices must send
 	// "Authorization: Bearer <token>" whose SHA-256 this is. "" = public app.
-	DeviceTokenHash string    `json:"device_token_hash,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	DeviceTokenHash string `json:"device_token_hash,omitempty"`
+	// NativeUpdateSignature picks the scheme native-update answers carry in
+	// `signature`: SigPSS, SigPKCS1, or "" (PSS when the release has it, else PKCS#1).
+	// The plugin reads that one field and its versions verify different schemes.
+	NativeUpdateSignature string    `json:"native_update_signature,omitempty"`
+	CreatedAt             time.Time `json:"created_at"`
+}
+
+// Signature schemes an app can choose for native-update's `signature` field.
+const (
+	SigPSS   = "pss"   // RSASSA-PSS SHA-256, salt 32 (native-update 1.x)
+	SigPKCS1 = "pkcs1" // RSASSA-PKCS1-v1_5 SHA-256 (capacitor-native-update 2.0 SecurityManager)
+)
+
+// ValidNativeUpdateSignature accepts SigPSS, SigPKCS1 or "" (the default).
+func ValidNativeUpdateSignature(s string) error {
+	switch s {
+	case "", SigPSS, SigPKCS1:
+		return nil
+	}
+	return fmt.Errorf("invalid native-update signature scheme %q: use %s or %s", s, SigPSS, SigPKCS1)
 }
 
 // Release is one published bundle version of an app. Version is an identity: it is
