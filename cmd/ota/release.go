@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/sign"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -33,6 +35,7 @@ type publishOptions struct {
 	buildNumber            int64
 	signKey, fluxSecret    string
 	capgoKey               string
+	seedStatementKey       string // ECDSA P-256 key: the seed app's signed statement
 	format                 string // "" (a zip bundle) or release.FormatChunk
 	wait                   time.Duration
 	pollInterval           time.Duration // tests shorten it
@@ -73,14 +76,18 @@ func (o *publishOptions) validate() error {
 	case "", "zip":
 		o.format = ""
 	case release.FormatChunk:
-		if o.capgoKey != "" || o.signKey != "" {
-			return errors.New("--format chunk publishes opaque bytes (a Flux chunk): --capgo-key and --sign-key are for zip bundles")
+		if o.capgoKey != "" || o.signKey != "" || o.seedStatementKey != "" {
+			return errors.New("--format chunk publishes opaque bytes (a Flux chunk): --capgo-key, --sign-key and --seed-statement-key are for zip bundles")
 		}
 	default:
 		return fmt.Errorf("--format %q: use zip (the default: a folder or .zip) or chunk (opaque bytes, e.g. a Flux chunk)", o.format)
 	}
 	if o.fluxSecret != "" && len(o.fluxSecret) < 16 {
 		return errors.New("--flux-secret must have at least 16 characters")
+	}
+	if o.seedStatementKey != "" && o.capgoKey != "" {
+		// An encrypted release is served to Capgo clients only: the seed app never sees it.
+		return errors.New("--seed-statement-key signs a plain zip for the seed app; --capgo-key makes a release only Capgo devices get")
 	}
 	return nil
 }
@@ -96,9 +103,13 @@ func newReleaseCmd(g *globals) *cobra.Command {
 			"--channel, points that channel at it. Versions are immutable: publishing the same version\n" +
 			"with the same bytes again is a no-op, with other bytes it fails (version_exists).\n\n" +
 			"Signatures: --sign-key adds RSA-PSS (salt 32) and PKCS#1 v1.5 signatures over the bundle's\n" +
-			"SHA-256 (native-update clients); --flux-secret adds the Flux HMAC; --capgo-key encrypts the\n" +
-			"bundle for Capgo devices (key from `npx @capgo/cli key create`, i.e. .capgo_key_v2), which then\n" +
-			"serves only Capgo clients. Signatures are made over the bytes served.\n\n" +
+			"SHA-256 (native-update clients); --flux-secret adds the Flux HMAC; --seed-statement-key adds\n" +
+			"the seed app's signed statement (version, SHA-256, minimum native version; ECDSA P-256, key\n" +
+			"from ota signing-key create --type ecdsa-p256); --capgo-key encrypts the bundle for Capgo\n" +
+			"devices (key from `npx @capgo/cli key create`, i.e. .capgo_key_v2), which then serves only\n" +
+			"Capgo clients. Signatures are made over the bytes served.\n\n" +
+			"Versions: the seed app reads MAJOR.MINOR.PATCH[-suffix]; a version it would read as another\n" +
+			"(1.2, 1.2.3.4, 1.2.3+build) is published with a warning on stderr.\n\n" +
 			"Subcommands list, get and delete manage existing releases; to publish a folder named like\n" +
 			"one of them, write it as ./list, ./get or ./delete.",
 		Example: "  ota release ./www --app com.example.app --version 1.0.1 --channel production\n" +
@@ -144,6 +155,7 @@ func newReleaseCmd(g *globals) *cobra.Command {
 	f.Int64Var(&o.buildNumber, "build-number", 0, "build number (default: the next one)")
 	f.StringVar(&o.signKey, "sign-key", "", "RSA private key PEM for native-update signatures (see ota signing-key create)")
 	f.StringVar(&o.fluxSecret, "flux-secret", "", "Flux HMAC secret: adds the Flux signature")
+	f.StringVar(&o.seedStatementKey, "seed-statement-key", "", "ECDSA P-256 private key PEM: adds the seed app's signed statement (see ota signing-key create --type ecdsa-p256)")
 	f.StringVar(&o.capgoKey, "capgo-key", "", "Capgo RSA private key (.capgo_key_v2): encrypt the bundle for Capgo devices")
 	f.StringVar(&o.format, "format", "", "zip (default: a folder or .zip) or chunk: publish a file's bytes as they are (a Flux chunk too large for an inline upload)")
 	f.DurationVar(&o.wait, "wait", 2*time.Minute, "how long to wait for the server to validate the upload (0 = do not wait)")
@@ -390,6 +402,13 @@ func prepareBundle(path string, o *publishOptions) (*preparedBundle, error) {
 		}
 		b.signatures.PSS, b.signatures.PKCS1 = pss, pkcs1
 	}
+	if o.seedStatementKey != "" {
+		stmt, sig, err := seedStatement(o.seedStatementKey, o.version, b.sha256, o.minNative)
+		if err != nil {
+			return nil, err
+		}
+		b.signatures.Statement, b.signatures.StatementSig = stmt, sig
+	}
 	ok = true
 	return b, nil
 }
@@ -400,6 +419,13 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 	say := func(format string, a ...any) {
 		if o.messages {
 			fmt.Fprintf(stderr, format+"\n", a...)
+		}
+	}
+	if o.format != release.FormatChunk {
+		// Warnings, not errors: other clients order these versions fine. They go to
+		// stderr even with --json (stdout stays the result).
+		for _, w := range seedVersionWarnings(o.version, o.minNative) {
+			fmt.Fprintln(stderr, "warning: "+w)
 		}
 	}
 	b, err := prepareBundle(path, o)
@@ -530,4 +556,84 @@ func waitReady(parent context.Context, cl *client, app, version string, wait, ev
 func isTerminalWriter(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isTerminal(f)
+}
+
+// seedStatement makes the seed app's statement and its signature with the ECDSA
+// P-256 key in keyFile.
+func seedStatement(keyFile, version, sha256hex, minNative string) (statement, signature string, err error) {
+	pemBytes, err := os.ReadFile(keyFile)
+	if err != nil {
+		return "", "", fmt.Errorf("--seed-statement-key: %w", err)
+	}
+	key, err := sign.ParseP256PrivatePEM(pemBytes)
+	if err != nil {
+		return "", "", fmt.Errorf("--seed-statement-key %s: %w", keyFile, err)
+	}
+	statement, signature, err = sign.SignSeedStatement(key, version, sha256hex, minNative)
+	if err != nil {
+		return "", "", fmt.Errorf("--seed-statement-key %s: %w", keyFile, err)
+	}
+	return statement, signature, nil
+}
+
+// maxSafeInt is JavaScript's largest exact integer: the seed app's numbers are JS numbers.
+const maxSafeInt = 1<<53 - 1
+
+// seedReading is how the seed app reads a version: the first three dot parts, each
+// an integer up to its first non-digit (missing = 0), and the text after the first
+// "-" as a pre-release suffix. exact is false when a part is beyond JS's exact range.
+func seedReading(v string) (reading string, exact bool) {
+	core, suffix, _ := strings.Cut(v, "-")
+	parts := strings.Split(core, ".")
+	nums := make([]string, 3)
+	exact = true
+	for i := range nums {
+		digits := ""
+		if i < len(parts) {
+			p := parts[i]
+			end := 0
+			for end < len(p) && p[end] >= '0' && p[end] <= '9' {
+				end++
+			}
+			digits = p[:end]
+		}
+		n, err := strconv.ParseUint(digits, 10, 64)
+		if digits != "" && (err != nil || n > maxSafeInt) {
+			exact = false
+		}
+		nums[i] = strconv.FormatUint(n, 10)
+	}
+	reading = strings.Join(nums, ".")
+	if suffix != "" {
+		reading += "-" + suffix
+	}
+	return reading, exact
+}
+
+// seedVersionWarnings explains how the seed app would misread the version or the
+// minimum native version. It treats versions that read alike as the same bundle (it
+// installs any version not equal to its own), so a version it reads as another can
+// be skipped; a minimum it misreads lets the gate pass or fail wrongly.
+func seedVersionWarnings(version, minNative string) []string {
+	var out []string
+	if r, exact := seedReading(version); !exact {
+		out = append(out, fmt.Sprintf("version %s has a part beyond 2^53: the seed app cannot compare it exactly", version))
+	} else if r != version {
+		out = append(out, fmt.Sprintf("version %s is not MAJOR.MINOR.PATCH[-suffix]: the seed app reads it as %s and treats the two as the same version (a device on one does not install the other)", version, r))
+	}
+	if minNative == "" {
+		return out
+	}
+	// A short minimum (2.0) reads as 2.0.0, which means the same: only other losses matter.
+	padded := minNative
+	if core, suffix, hasSuffix := strings.Cut(minNative, "-"); strings.Count(core, ".") < 2 {
+		padded = core + strings.Repeat(".0", 2-strings.Count(core, "."))
+		if hasSuffix {
+			padded += "-" + suffix
+		}
+	}
+	if r, exact := seedReading(minNative); !exact || r != padded {
+		out = append(out, fmt.Sprintf("--min-native %s is not MAJOR.MINOR.PATCH[-suffix]: the seed app reads it as %s", minNative, r))
+	}
+	return out
 }

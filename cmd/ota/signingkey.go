@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -14,14 +16,23 @@ import (
 
 // Names of the files `ota signing-key create` writes.
 const (
-	signingPrivateFile = "signing_private.pem"
-	signingPublicFile  = "signing_public.pem"
+	signingPrivateFile   = "signing_private.pem"
+	signingPublicFile    = "signing_public.pem"
+	statementPrivateFile = "statement_private.pem"
+	statementPublicFile  = "statement_public.pem"
+)
+
+// Key types of `ota signing-key create --type`.
+const (
+	keyTypeRSA   = "rsa"
+	keyTypeP256  = "ecdsa-p256"
+	keyTypeUsage = "rsa (native-update bundle signatures) or ecdsa-p256 (the seed app's signed statement)"
 )
 
 func newSigningKeyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "signing-key",
-		Short: "Make the RSA key pair that signs bundles for native-update clients",
+		Short: "Make the key pairs that sign bundles (RSA for native-update, ECDSA P-256 for the seed app)",
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newSigningKeyCreateCmd(g))
@@ -29,29 +40,39 @@ func newSigningKeyCmd(g *globals) *cobra.Command {
 }
 
 type signingKeyResult struct {
+	Type       string `json:"type"`
 	PrivateKey string `json:"private_key"` // file path
 	PublicKey  string `json:"public_key"`  // file path
-	PublicPEM  string `json:"public_pem"`  // what goes into liveUpdate.security.publicKey
+	PublicPEM  string `json:"public_pem"`  // native-update: what goes into liveUpdate.security.publicKey
+	// PublicSPKI is the public key as one line of base64 DER (SPKI): the form the
+	// seed app builds in and imports with WebCrypto. Only for ecdsa-p256.
+	PublicSPKI string `json:"public_spki_base64,omitempty"`
 }
 
 func newSigningKeyCreateCmd(g *globals) *cobra.Command {
-	var out string
+	var out, typ string
 	var force bool
 	c := &cobra.Command{
-		Use:   "create --out DIR",
-		Short: "Write signing_private.pem (PKCS#8, mode 0600) and signing_public.pem (SPKI) into DIR",
-		Long: "Create an RSA-2048 key pair for bundle signatures. Keep signing_private.pem secret (it stays\n" +
-			"on the machine that publishes: pass it to ota release --sign-key); put the public key in the\n" +
-			"app's native-update config as liveUpdate.security.publicKey, with\n" +
-			"liveUpdate.security.enableSignatureValidation: true.",
+		Use:   "create --out DIR [--type rsa|ecdsa-p256]",
+		Short: "Write a key pair into DIR: RSA signing_*.pem, or ECDSA P-256 statement_*.pem",
+		Long: "Create a key pair; the private key is PKCS#8 PEM (mode 0600) and stays on the machine that\n" +
+			"publishes.\n\n" +
+			"--type rsa (default): RSA-2048 for native-update bundle signatures. Pass signing_private.pem\n" +
+			"to ota release --sign-key; put the public key in the app's native-update config as\n" +
+			"liveUpdate.security.publicKey, with liveUpdate.security.enableSignatureValidation: true.\n\n" +
+			"--type ecdsa-p256: the seed app's statement key. Pass statement_private.pem to ota release\n" +
+			"--seed-statement-key; build the printed one-line base64 public key (SPKI) into the app's\n" +
+			"list of trusted update keys. The app installs only bundles whose statement it verifies.",
 		Example: "  ota signing-key create --out ./keys\n" +
-			"  ota release ./www --app com.example.app --version 1.0.1 --sign-key ./keys/signing_private.pem",
+			"  ota release ./www --app com.example.app --version 1.0.1 --sign-key ./keys/signing_private.pem\n" +
+			"  ota signing-key create --out ./keys --type ecdsa-p256\n" +
+			"  ota release ./www --app com.example.app --version 1.0.1 --seed-statement-key ./keys/statement_private.pem",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return errors.New("--out is required (the folder to write the key pair into)")
 			}
-			res, err := writeSigningKey(out, force)
+			res, err := writeSigningKey(out, typ, force)
 			if err != nil {
 				return err
 			}
@@ -59,6 +80,12 @@ func newSigningKeyCreateCmd(g *globals) *cobra.Command {
 				return writeJSONOut(cmd.OutOrStdout(), res)
 			}
 			w := cmd.OutOrStdout()
+			if res.Type == keyTypeP256 {
+				fmt.Fprintf(w, "wrote %s (private, keep it secret; used by ota release --seed-statement-key)\n", res.PrivateKey)
+				fmt.Fprintf(w, "wrote %s (public)\n\n", res.PublicKey)
+				fmt.Fprintf(w, "Build this public key (base64 SPKI) into the seed app's trusted update keys:\n%s\n", res.PublicSPKI)
+				return nil
+			}
 			fmt.Fprintf(w, "wrote %s (private, keep it secret; used by ota release --sign-key)\n", res.PrivateKey)
 			fmt.Fprintf(w, "wrote %s (public)\n\n", res.PublicKey)
 			fmt.Fprintf(w, "Put the public key in the app's native-update config (NativeUpdate.configure({config: ...})):\n")
@@ -69,43 +96,84 @@ func newSigningKeyCreateCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&out, "out", "", "folder to write the key pair into (created if missing; required)")
+	c.Flags().StringVar(&typ, "type", keyTypeRSA, "key type: "+keyTypeUsage)
 	c.Flags().BoolVar(&force, "force", false, "overwrite an existing key pair")
 	return c
 }
 
-// writeSigningKey generates and writes the key pair; it refuses to overwrite one.
-func writeSigningKey(dir string, force bool) (signingKeyResult, error) {
-	priv := filepath.Join(dir, signingPrivateFile)
-	pub := filepath.Join(dir, signingPublicFile)
+// writeSigningKey generates and writes a key pair of type typ; it refuses to
+// overwrite one unless force.
+func writeSigningKey(dir, typ string, force bool) (signingKeyResult, error) {
+	res := signingKeyResult{Type: typ}
+	switch typ {
+	case keyTypeRSA:
+		res.PrivateKey, res.PublicKey = filepath.Join(dir, signingPrivateFile), filepath.Join(dir, signingPublicFile)
+	case keyTypeP256:
+		res.PrivateKey, res.PublicKey = filepath.Join(dir, statementPrivateFile), filepath.Join(dir, statementPublicFile)
+	default:
+		return res, fmt.Errorf("--type %q: use %s", typ, keyTypeUsage)
+	}
 	if !force {
-		for _, p := range []string{priv, pub} {
+		for _, p := range []string{res.PrivateKey, res.PublicKey} {
 			if _, err := os.Stat(p); err == nil {
-				return signingKeyResult{}, fmt.Errorf("%s already exists (use --force to replace the key pair; devices with the old public key would reject new bundles)", p)
+				return res, fmt.Errorf("%s already exists (use --force to replace the key pair; devices with the old public key would reject new bundles)", p)
 			}
 		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return signingKeyResult{}, err
+		return res, err
 	}
+	var privPEM, pubPEM []byte
+	var err error
+	if typ == keyTypeRSA {
+		privPEM, pubPEM, err = newRSAKeyPEM()
+	} else {
+		privPEM, pubPEM, res.PublicSPKI, err = newP256KeyPEM()
+	}
+	if err != nil {
+		return res, err
+	}
+	res.PublicPEM = string(pubPEM)
+	if err := writeFileMode(res.PrivateKey, privPEM, 0o600); err != nil {
+		return res, err
+	}
+	if err := writeFileMode(res.PublicKey, pubPEM, 0o644); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// newRSAKeyPEM makes an RSA-2048 key: PKCS#8 private and SPKI public PEM.
+func newRSAKeyPEM() (privPEM, pubPEM []byte, err error) {
 	key, err := sign.GenerateRSA(2048)
 	if err != nil {
-		return signingKeyResult{}, err
+		return nil, nil, err
 	}
-	privPEM, err := sign.MarshalPKCS8PrivatePEM(key)
+	if privPEM, err = sign.MarshalPKCS8PrivatePEM(key); err != nil {
+		return nil, nil, err
+	}
+	if pubPEM, err = sign.MarshalSPKIPublicPEM(&key.PublicKey); err != nil {
+		return nil, nil, err
+	}
+	return privPEM, pubPEM, nil
+}
+
+// newP256KeyPEM makes an ECDSA P-256 key: PKCS#8 private PEM, SPKI public PEM and
+// the same SPKI as one line of base64 (what the seed app builds in).
+func newP256KeyPEM() (privPEM, pubPEM []byte, spkiB64 string, err error) {
+	key, err := sign.GenerateP256()
 	if err != nil {
-		return signingKeyResult{}, err
+		return nil, nil, "", err
 	}
-	pubPEM, err := sign.MarshalSPKIPublicPEM(&key.PublicKey)
+	if privPEM, err = sign.MarshalECPrivatePEM(key); err != nil {
+		return nil, nil, "", err
+	}
+	der, err := sign.MarshalECPublicSPKI(&key.PublicKey)
 	if err != nil {
-		return signingKeyResult{}, err
+		return nil, nil, "", err
 	}
-	if err := writeFileMode(priv, privPEM, 0o600); err != nil {
-		return signingKeyResult{}, err
-	}
-	if err := writeFileMode(pub, pubPEM, 0o644); err != nil {
-		return signingKeyResult{}, err
-	}
-	return signingKeyResult{PrivateKey: priv, PublicKey: pub, PublicPEM: string(pubPEM)}, nil
+	pubPEM = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return privPEM, pubPEM, base64.StdEncoding.EncodeToString(der), nil
 }
 
 // writeFileMode writes data with exactly mode (also when the file existed).

@@ -12,7 +12,7 @@ import (
 )
 
 // The self-hosted manifest/download pair (a Capacitor app using Capgo in manual
-// mode), see protocols/seed-manifest.md part 1.
+// mode), see docs/protocols.md.
 //
 // The app sends nothing that identifies it: the app and channel come from the query
 // (scripts, tests), from the path the app's serverUrl points at

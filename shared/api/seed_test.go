@@ -47,7 +47,7 @@ func seedForms(e *testEnv) map[string]string {
 	}
 }
 
-// ---- conformance checklist (protocols/seed-manifest.md, part 1)
+// ---- conformance checklist (seed manifest, see docs/protocols.md)
 
 func TestSeed01_ManifestThreeForms(t *testing.T) {
 	e := newTestEnv(t)

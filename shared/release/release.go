@@ -83,8 +83,8 @@ type Signatures struct {
 	SessionKey   string `json:"session_key,omitempty"`   // Capgo encrypted bundle: base64(IV):base64(P(aeskey))
 	EncChecksum  string `json:"enc_checksum,omitempty"`  // Capgo encrypted checksum (512 hex)
 	KeyID        string `json:"key_id,omitempty"`        // Capgo key_id of the public key the bundle is encrypted for
-	Statement    string `json:"statement,omitempty"`     // seed manifest optional statement
-	StatementSig string `json:"statement_sig,omitempty"` // its ECDSA signature, passed through
+	Statement    string `json:"statement,omitempty"`     // seed app: signed JSON statement (version, sha256, minNativeVersion)
+	StatementSig string `json:"statement_sig,omitempty"` // its ECDSA P-256 SHA-256 signature, base64 r||s; served as given
 }
 
 // FormatChunk marks a release whose bytes are an opaque chunk, not a zip (Flux
