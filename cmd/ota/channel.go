@@ -84,8 +84,8 @@ func newChannelSetCmd(g *globals) *cobra.Command {
 	fl := c.Flags()
 	fl.StringVar(&f.app, "app", "", "app id (required)")
 	fl.StringVar(&f.version, "version", "", "release the channel serves (must be ready)")
-	fl.BoolVar(&f.public, "public", false, "mark the channel public (reported to devices that list channels)")
-	fl.BoolVar(&f.allowSelfSet, "allow-self-set", false, "devices may switch themselves to this channel")
+	fl.BoolVar(&f.public, "public", false, "mark the channel public: Capgo devices may name it and see it when they list channels")
+	fl.BoolVar(&f.allowSelfSet, "allow-self-set", false, "devices may switch themselves to this channel (and Capgo devices may name it)")
 	fl.BoolVar(&f.noEmulator, "no-emulator", false, "do not serve emulators")
 	fl.BoolVar(&f.noDevBuild, "no-dev-build", false, "do not serve development builds")
 	return c

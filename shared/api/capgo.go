@@ -9,10 +9,10 @@ package api
 //     missing app_id, oversized body) is a 4xx carrying the same error/message/kind
 //     shape with kind "failed": the plugin reads both the same way, and the 4xx keeps
 //     broken clients visible in access logs.
-//   - The channel is the body's defaultChannel (the device's persisted channel) when it
-//     names an existing channel, else the app's default channel: a device that
-//     persisted a channel that was since deleted goes back to the default instead of
-//     failing forever.
+//   - The channel: the device's server-side override for plugin lines that keep their
+//     channel on the server, else the body's defaultChannel when it names an existing
+//     channel, else the app's default (see capgo_channel.go, which also refuses
+//     private channels).
 //   - Every Capgo device tells whether it has an encryption key (key_id, "" or absent
 //     when it has none), so the question is always key aware: a device without a key
 //     is never offered an encrypted bundle (it would fail checksum_fail) and a device
@@ -33,9 +33,7 @@ package api
 //     and iOS checksum_fail. unzip_fail, *_path_fail and Android checksum_fail carry the
 //     RUNNING version, download_fail may too, and download_manifest_file_fail is
 //     usually the network: those are only counted.
-//   - channel_self: a device may always return to the app's default channel; any
-//     other channel must exist and allow self set. The list names the channels that
-//     allow self set.
+//   - channel_self: by plugin line, as Capgo's backend (see capgo_channel.go).
 //   - No rate limiting: no 429, never a Retry-After.
 
 import (
@@ -198,9 +196,13 @@ func (s *Server) capgoUpdates(w http.ResponseWriter, r *http.Request) {
 		s.capgoBadInput(w, r, err)
 		return
 	}
-	channel, err := s.capgoChannel(ctx, app, in.DefaultChannel)
+	channel, refused, err := s.capgoChannel(ctx, app, &in)
 	if err != nil {
 		s.capgoBadInput(w, r, err)
+		return
+	}
+	if refused != nil {
+		writeJSON(w, http.StatusOK, refused)
 		return
 	}
 	q := release.Question{

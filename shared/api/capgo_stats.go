@@ -75,6 +75,7 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 	counts := map[counter]int64{} // plain counters, added once per batch
 	var order []counter
 	ignored := 0
+	channels := map[string]string{} // device -> channel its events count under
 	now := s.Store.Now()
 	for _, ev := range events {
 		if ev.normalize() != nil || !capgoActionRe.MatchString(ev.Action) {
@@ -101,7 +102,7 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 				continue // a retried batch
 			}
 		}
-		channel, err := s.capgoChannel(ctx, app, ev.DefaultChannel)
+		channel, err := s.capgoEventChannel(ctx, app, &ev.capgoInfo, channels)
 		if err != nil {
 			s.writeErr(w, r, err)
 			return

@@ -1,7 +1,8 @@
 package api
 
-// Conformance tests for the Capgo adapter: one test per checklist statement of
-// protocols/capgo.md (TestCapgo01 .. TestCapgo17; 18 is in capgo_cli_test.go).
+// Conformance tests for the Capgo adapter: one test per statement of its conformance
+// checklist (TestCapgo01 .. TestCapgo17; 18 is in capgo_cli_test.go; channel handling
+// by plugin line is in capgo_channel_matrix_test.go).
 // Request bodies are the ones @capgo/capacitor-updater 7.x/8.x sends
 // (testdata/capgo), and answers are read by the plugin's own rules: every value's
 // JSON type is checked the way iOS decodes it strictly.
@@ -432,8 +433,9 @@ func TestCapgo01_UnknownFieldsAndLowercaseDevice(t *testing.T) {
 		t.Fatalf("version = %v", got)
 	}
 
-	// The device's channel choice is stored under the lower-case id.
-	set := capgoFixture(t, "updates_android_8.json", map[string]any{"device_id": upper, "channel": "beta", "unknown": "x"})
+	// A channel choice the server stores (plugin lines before 7.34.0 keep it on the
+	// server) is stored under the lower-case id.
+	set := capgoFixture(t, "updates_android_8.json", map[string]any{"device_id": upper, "channel": "beta", "unknown": "x", "plugin_version": "7.33.4"})
 	if st, _, b := e.do("POST", "/capgo/channel_self", set); st != 200 {
 		t.Fatalf("channel_self POST: %d %s", st, b)
 	}
@@ -485,9 +487,10 @@ func TestCapgo03_NoUpdateAnswersAre200WithKind(t *testing.T) {
 	e.createApp(capgoApp)
 	e.createApp("com.example.empty") // no channel at all
 	e.publish(capgoApp, "1.0.1", "production")
-	e.capgoChannel("nobundle", func(c *release.Channel) {})
-	e.capgoChannel("noemu", func(c *release.Channel) { c.Stable, c.NoEmulator = "1.0.1", true })
-	e.capgoChannel("nodev", func(c *release.Channel) { c.Stable, c.NoDevBuild = "1.0.1", true })
+	// Channels a device names must be public or open to self-assignment.
+	e.capgoChannel("nobundle", func(c *release.Channel) { c.AllowSelfSet = true })
+	e.capgoChannel("noemu", func(c *release.Channel) { c.Stable, c.NoEmulator, c.AllowSelfSet = "1.0.1", true, true })
+	e.capgoChannel("nodev", func(c *release.Channel) { c.Stable, c.NoDevBuild, c.Public = "1.0.1", true, true })
 	pub := capgoPublicPEM(&func() *rsa.PrivateKey { k, _ := capgoKeys(t); return k }().PublicKey)
 
 	dev := "5c1d7e0a-93b2-4f6e-8d4a-2b9c0e1f3a7d"
@@ -1027,6 +1030,8 @@ func TestCapgo15_FailureMemory(t *testing.T) {
 }
 
 // ---- 16. channel_self POST/PUT/GET/DELETE shapes; GET is a bare array with numeric ids
+// (an 8.x device, which keeps its channel itself; every plugin line is in
+// capgo_channel_matrix_test.go)
 
 func TestCapgo16_ChannelSelf(t *testing.T) {
 	e := newTestEnv(t)
@@ -1035,25 +1040,30 @@ func TestCapgo16_ChannelSelf(t *testing.T) {
 	e.publish(capgoApp, "1.1.0-beta.1", "")
 	beta := e.capgoChannel("beta", func(c *release.Channel) { c.AllowSelfSet, c.Stable = true, "1.1.0-beta.1" })
 	e.capgoChannel("internal", func(c *release.Channel) { c.Stable = "1.0.1" })
-	e.capgoChannel("production", func(c *release.Channel) { c.Public = true })
+	prod := e.capgoChannel("production", func(c *release.Channel) { c.Public = true })
 	const dev = "5c1d7e0a-93b2-4f6e-8d4a-2b9c0e1f3a7d"
 	body := func(over map[string]any) map[string]any { return capgoDevice(t, dev, "1.0.1", over) }
 
-	// PUT get before any choice: the default channel.
+	// PUT get before any choice: the default channel, no allowSet (as from Capgo).
 	st, _, b := e.do("PUT", "/capgo/channel_self", body(nil))
-	if m := jsonMap(t, b); st != 200 || m["channel"] != "production" || m["status"] != "default" || m["allowSet"] != false {
+	if m := jsonMap(t, b); st != 200 || m["channel"] != "production" || m["status"] != "default" || m["allowSet"] != nil {
 		t.Fatalf("PUT before: %d %v", st, m)
 	}
 
-	// POST set to a channel that allows it.
+	// POST set to a channel that allows it: validated, nothing stored (the plugin
+	// persists the channel and sends it as defaultChannel from now on).
+	items := e.capgoItems()
 	st, _, b = e.do("POST", "/capgo/channel_self", body(map[string]any{"channel": "beta"}))
 	m := jsonMap(t, b)
-	if _, bad := m["error"]; st != 200 || bad || m["kind"] != nil || m["status"] != "ok" {
+	if _, bad := m["error"]; st != 200 || bad || m["kind"] != nil || m["status"] != "ok" || m["allowSet"] != true {
 		t.Fatalf("POST beta: %d %v", st, m)
 	}
-	// PUT get: the override.
+	if n := e.capgoItems(); n != items {
+		t.Fatalf("POST from an 8.x device wrote %d items", n-items)
+	}
+	// PUT get: the channel the device sends.
 	st, _, b = e.do("PUT", "/capgo/channel_self", body(map[string]any{"defaultChannel": "beta"}))
-	if m := jsonMap(t, b); st != 200 || m["channel"] != "beta" || m["status"] != "override" || m["allowSet"] != true {
+	if m := jsonMap(t, b); st != 200 || m["channel"] != "beta" || m["status"] != "default" {
 		t.Fatalf("PUT after: %d %v", st, m)
 	}
 	// The device now sends defaultChannel "beta" and is answered from beta.
@@ -1062,7 +1072,8 @@ func TestCapgo16_ChannelSelf(t *testing.T) {
 		t.Fatalf("check on beta: %v", m)
 	}
 
-	// GET list: a bare array, numeric ids, only channels a device may choose.
+	// GET list: a bare array, numeric ids, the channels that are public or open to
+	// self-assignment.
 	q := url.Values{}
 	for k, v := range body(nil) {
 		q.Set(k, fmt.Sprint(v))
@@ -1077,51 +1088,58 @@ func TestCapgo16_ChannelSelf(t *testing.T) {
 	if err := dec.Decode(&list); err != nil {
 		t.Fatalf("GET list is not a bare array: %v: %s", err, b)
 	}
-	if len(list) != 1 || list[0]["name"] != "beta" || list[0]["public"] != false || list[0]["allow_self_set"] != true {
+	if len(list) != 2 || list[0]["name"] != "beta" || list[0]["public"] != false || list[0]["allow_self_set"] != true ||
+		list[1]["name"] != "production" || list[1]["public"] != true || list[1]["allow_self_set"] != false {
 		t.Fatalf("GET list %s", b)
 	}
-	if id, ok := list[0]["id"].(json.Number); !ok || id.String() != fmt.Sprint(beta.ID) {
-		t.Fatalf("id must be the number %d: %T %v", beta.ID, list[0]["id"], list[0]["id"])
+	for i, want := range []int64{beta.ID, prod.ID} {
+		if id, ok := list[i]["id"].(json.Number); !ok || id.String() != fmt.Sprint(want) {
+			t.Fatalf("id must be the number %d: %T %v", want, list[i]["id"], list[i]["id"])
+		}
 	}
 
-	// Refusals: {"error","message"} with codes the plugin knows.
+	// Refusals: {"error","message"} with codes the plugin knows; HTTP 200 for a
+	// decided refusal (plugins before 8.x lose the code of a non-2xx answer), 4xx for
+	// input the server cannot read.
 	for _, c := range []struct {
 		channel, code string
 		status        int
 	}{
-		{"internal", "channel_self_set_not_allowed", 403},
-		{"nosuch", "channel_not_found", 400},
+		{"internal", "channel_self_set_not_allowed", 200},
+		{"production", "public_channel_self_set_not_allowed", 200},
+		{"nosuch", "channel_not_found", 200},
+		{"no/such", "channel_not_found", 200},
 		{"", "missing_channel", 400},
+		{strings.Repeat("c", 65), "invalid_channel", 400},
 	} {
 		st, _, b := e.do("POST", "/capgo/channel_self", body(map[string]any{"channel": c.channel}))
-		if m := jsonMap(t, b); st != c.status || m["error"] != c.code || m["message"] == "" {
+		if m := jsonMap(t, b); st != c.status || m["error"] != c.code || m["message"] == "" || m["kind"] != nil {
 			t.Fatalf("POST %q: %d %v", c.channel, st, m)
 		}
 	}
-	d, _ := e.store.GetDevice(context.Background(), capgoApp, dev)
-	if d.Channel != "beta" {
-		t.Fatalf("a refused POST changed the device's channel: %+v", d)
-	}
 
-	// DELETE (6.x) drops the override.
+	// DELETE: 8.x unsets locally and never calls it; it answers ok and stores nothing.
 	st, _, b = e.do("DELETE", "/capgo/channel_self", body(nil))
 	if m := jsonMap(t, b); st != 200 || m["status"] != "ok" {
 		t.Fatalf("DELETE: %d %v", st, m)
 	}
-	st, _, b = e.do("PUT", "/capgo/channel_self", body(nil))
-	if m := jsonMap(t, b); st != 200 || m["channel"] != "production" || m["status"] != "default" {
-		t.Fatalf("PUT after DELETE: %d %v", st, m)
-	}
-	// Going back to the default channel is always allowed.
-	st, _, b = e.do("POST", "/capgo/channel_self", body(map[string]any{"channel": "production"}))
-	if m := jsonMap(t, b); st != 200 || m["status"] != "ok" {
-		t.Fatalf("POST production: %d %v", st, m)
+	if n := e.capgoItems(); n != items {
+		t.Fatalf("channel_self from an 8.x device wrote %d items", n-items)
 	}
 
-	// A persisted channel that was deleted falls back to the default channel.
+	// A device naming a private channel is refused, whatever it runs.
+	st, h, m := e.capgoCheck(body(map[string]any{"defaultChannel": "internal", "version_name": "1.0.0"}))
+	capgoWantNoUpdate(t, st, h, m, "blocked", "cannot_update_via_private_channel")
+
+	// A persisted channel that was deleted falls back to the default channel, and PUT
+	// reports that channel.
 	st, _, m = e.capgoCheck(body(map[string]any{"defaultChannel": "gone", "version_name": "1.0.0"}))
 	if capgoWantUpdate(t, st, m)["version"] != "1.0.1" {
 		t.Fatalf("check on a missing channel: %v", m)
+	}
+	st, _, b = e.do("PUT", "/capgo/channel_self", body(map[string]any{"defaultChannel": "gone"}))
+	if m := jsonMap(t, b); st != 200 || m["channel"] != "production" || m["status"] != "default" {
+		t.Fatalf("PUT on a missing channel: %d %v", st, m)
 	}
 }
 

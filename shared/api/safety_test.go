@@ -419,6 +419,8 @@ func sfAutoHaltBelow(t *testing.T, b tableBackend) {
 	if ch, _, _ = e.sfStatus("beta"); ch.Rolling.Halted {
 		t.Fatalf("halted below its channel's policy: %+v", ch.Rolling)
 	}
+	// A Capgo device may name beta once it is open to self-assignment.
+	e.sfOK("PUT", "/v1/apps/"+sfApp+"/channels/beta", map[string]any{"allow_self_set": true})
 	body := sfCapgoBody("dev-any", "1.0.0")
 	body["defaultChannel"] = "beta"
 	if v, m := e.sfCheckBody(e.http.URL, body); v != "1.1.0" {

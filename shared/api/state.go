@@ -33,13 +33,20 @@ type stateCache struct {
 	st  *store.Store
 	ttl time.Duration
 
-	mu    sync.Mutex
-	apps  map[string]cachedApp
-	chans map[[2]string]channelState
+	mu     sync.Mutex
+	apps   map[string]cachedApp
+	chans  map[[2]string]channelState
+	devChs map[string]cachedCount // app -> devices with a channel override
+}
+
+type cachedCount struct {
+	n  int64
+	at time.Time
 }
 
 func newStateCache(st *store.Store, ttl time.Duration) *stateCache {
-	return &stateCache{st: st, ttl: ttl, apps: map[string]cachedApp{}, chans: map[[2]string]channelState{}}
+	return &stateCache{st: st, ttl: ttl, apps: map[string]cachedApp{}, chans: map[[2]string]channelState{},
+		devChs: map[string]cachedCount{}}
 }
 
 var errUnknownApp = errors.New("unknown app")
@@ -124,11 +131,40 @@ func (c *stateCache) load(ctx context.Context, app, name string) (channelState, 
 	return e, nil
 }
 
+// deviceChannels returns how many devices of app may have a server-side channel
+// override (0: none, and checks need not read device records for it).
+func (c *stateCache) deviceChannels(ctx context.Context, app string) (int64, error) {
+	now := time.Now()
+	c.mu.Lock()
+	e, hit := c.devChs[app]
+	c.mu.Unlock()
+	if hit && now.Sub(e.at) < c.ttl {
+		return e.n, nil
+	}
+	n, err := c.st.DeviceChannelOverrides(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.devChs[app] = cachedCount{n: n, at: now}
+	c.mu.Unlock()
+	return n, nil
+}
+
+// forgetDeviceChannels drops an app's cached override count (after a device's
+// override changed in this process).
+func (c *stateCache) forgetDeviceChannels(app string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.devChs, app)
+}
+
 // invalidate drops an app's cached state (after a write in this process).
 func (c *stateCache) invalidate(app string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.apps, app)
+	delete(c.devChs, app)
 	for k := range c.chans {
 		if k[0] == app {
 			delete(c.chans, k)
