@@ -193,6 +193,7 @@ func (p *capgoPlugin) override() string {
 // internal (private), on the given store.
 func capgoChannelEnv(t *testing.T, b tableBackend) *testEnv {
 	e := newTestEnvWith(t, b.open(t), envOptions{})
+	t.Cleanup(e.srv.patchJobs.wait) // background patch jobs end before the store closes
 	e.createApp(capgoApp)
 	e.publish(capgoApp, "1.0.1", "production")
 	e.publish(capgoApp, "1.1.0-beta.1", "")
@@ -388,6 +389,7 @@ func TestCapgoChannelServerSideOverride(t *testing.T) {
 func TestCapgoChannelOverrideReads(t *testing.T) {
 	ct := store.Counting(tableBackends()[0].open(t))
 	e := newTestEnvWith(t, ct, envOptions{ttl: time.Hour})
+	t.Cleanup(e.srv.patchJobs.wait)
 	e.createApp(capgoApp)
 	e.publish(capgoApp, "1.0.1", "production")
 	e.capgoChannel("beta", func(c *release.Channel) { c.AllowSelfSet = true })
