@@ -13,10 +13,11 @@ package api
 //     channel on the server, else the body's defaultChannel when it names an existing
 //     channel, else the app's default (see capgo_channel.go, which also refuses
 //     private channels).
-//   - Every Capgo device tells whether it has an encryption key (key_id, "" or absent
-//     when it has none), so the question is always key aware: a device without a key
-//     is never offered an encrypted bundle (it would fail checksum_fail) and a device
-//     with a key is never offered a plain one (it would fail download_fail).
+//   - Encryption keys (capgo_keyid.go): a device that sends a key_id is never
+//     offered a plain bundle (iOS fails it) nor one encrypted for a key whose id does
+//     not start with it. A missing key_id means "no key" (no encrypted bundle, it
+//     would fail checksum_fail) only for plugin versions that send one when they
+//     have a key; older ones are offered any bundle, as Capgo's backend does.
 //   - manifest (per-file delta download) is sent with every plain zip release: the
 //     plugin uses it whenever present and fetches only the files it does not already
 //     have. It is left out for encrypted releases (file hashes would have to be
@@ -65,6 +66,9 @@ const (
 	capgoMaxEvents = 500
 	// capgoDedupTTL is how long a stats event fingerprint is remembered (retries).
 	capgoDedupTTL = 48 * time.Hour
+	// capgoMaxKeyID is the longest key_id: plugins send 4 or 20 characters, and
+	// Capgo's backend refuses more than 20.
+	capgoMaxKeyID = 20
 )
 
 // capgoInfo is the device description every plugin request carries (createInfoObject
@@ -106,8 +110,8 @@ func (in *capgoInfo) normalize() error {
 	in.VersionName = strings.TrimSpace(in.VersionName)
 	in.VersionBuild = strings.TrimSpace(in.VersionBuild)
 	in.DefaultChannel = strings.TrimSpace(in.DefaultChannel)
-	if len(in.KeyID) > 64 {
-		return errBad("invalid_key_id", "key_id is too long")
+	if len(in.KeyID) > capgoMaxKeyID {
+		return errBad("invalid_key_id", "key_id is at most %d characters", capgoMaxKeyID)
 	}
 	return nil
 }
@@ -214,9 +218,8 @@ func (s *Server) capgoUpdates(w http.ResponseWriter, r *http.Request) {
 		Native:   in.VersionBuild,
 		Emulator: in.IsEmulator != nil && *in.IsEmulator,
 		DevBuild: in.IsProd != nil && !*in.IsProd,
-		KeyAware: true, // no key_id = the device has no key
-		KeyID:    in.KeyID,
 	}
+	q.KeyAware, q.KeyID = capgoKeyQuestion(in.PluginVersion, in.KeyID)
 	d, err := s.decide(ctx, q)
 	if err != nil {
 		s.capgoBadInput(w, r, err)
@@ -286,10 +289,6 @@ func (s *Server) capgoWriteUpdate(w http.ResponseWriter, r *http.Request, in *ca
 	ctx := r.Context()
 	enc := rel.Encrypted()
 	switch {
-	case enc && in.KeyID == "":
-		// A release encrypted without a recorded key id: still never for a keyless device.
-		capgoAnswer(w, capgoBlocked, release.ReasonKeyMismatch, capgoKeyMessage(in, rel))
-		return
 	case enc && rel.Signatures.EncChecksum == "":
 		s.Log.Error("capgo: encrypted release without encrypted checksum", "app", rel.AppID, "version", rel.Version)
 		capgoAnswer(w, capgoFailed, release.ReasonNoBundle, "Version "+rel.Version+" has no encrypted checksum")

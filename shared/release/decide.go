@@ -3,6 +3,7 @@ package release
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,11 @@ type Question struct {
 	Native   string // native app version; "" unknown
 	Emulator bool   // known to be an emulator
 	DevBuild bool   // known to be a non-production build
-	KeyAware bool   // the client reports its encryption key (Capgo): KeyID must match the release's
+	// KeyAware: the client reports its encryption key (Capgo's key_id), so KeyID ""
+	// means it has none. Otherwise KeyID is the start of the key's id: Capgo plugins
+	// send its first 4 or 20 characters depending on their version. Clients that do
+	// not report their key are offered any release.
+	KeyAware bool
 	KeyID    string
 }
 
@@ -105,12 +110,23 @@ func Decide(q Question, s State) Decision {
 		d.Kind, d.Reason = Blocked, ReasonFailedBefore
 	case q.Native != "" && target.MinNative != "" && CompareVersions(q.Native, target.MinNative) < 0:
 		d.Kind, d.Reason, d.Breaking = Blocked, ReasonNativeTooOld, true
-	case q.KeyAware && q.KeyID != target.Signatures.KeyID:
+	case q.KeyAware && !KeyFits(q.KeyID, target):
 		d.Kind, d.Reason = Blocked, ReasonKeyMismatch
 	default:
 		d.Kind = Update
 	}
 	return d
+}
+
+// KeyFits reports whether a device whose key id starts with keyID ("" = no key)
+// can install r: an encrypted release needs the key it was encrypted for, a plain
+// one a device without a key (a device with a key reads the plain checksum as an
+// encrypted one and fails). A short keyID only rules out keys that start otherwise.
+func KeyFits(keyID string, r *Release) bool {
+	if !r.Encrypted() {
+		return keyID == ""
+	}
+	return keyID != "" && strings.HasPrefix(r.Signatures.KeyID, keyID)
 }
 
 // servable returns r if a device on platform may be offered it.

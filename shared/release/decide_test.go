@@ -20,6 +20,7 @@ func TestDecide(t *testing.T) {
 	v1, v2 := ready("1.0.0"), ready("2.0.0")
 	native2 := ready("2.0.0", func(r *Release) { r.MinNative = "2.0.0" })
 	enc := ready("2.0.0", func(r *Release) { r.Signatures.KeyID = "MIIBCgKCAQEAabcdefgh"; r.Signatures.SessionKey = "iv:key" })
+	encNoID := ready("2.0.0", func(r *Release) { r.Signatures.SessionKey = "iv:key" })
 	ios := ready("2.0.0", func(r *Release) { r.Platform = "ios" })
 	pending := &Release{Version: "2.0.0", Status: StatusPending}
 	disabled := ready("2.0.0", func(r *Release) { r.Disabled = true })
@@ -64,6 +65,13 @@ func TestDecide(t *testing.T) {
 		{"encrypted to keyless device", Question{KeyAware: true}, State{Channel: stable("2.0.0"), Releases: rels(enc)}, Blocked, ReasonKeyMismatch, "2.0.0", false},
 		{"plain to keyed device", Question{KeyAware: true, KeyID: "MIIBCgKCAQEAabcdefgh"}, State{Channel: stable("2.0.0"), Releases: rels(v2)}, Blocked, ReasonKeyMismatch, "2.0.0", false},
 		{"key ignored by key-unaware clients", Question{}, State{Channel: stable("2.0.0"), Releases: rels(enc)}, Update, "", "2.0.0", false},
+		{"4-char key prefix fits", Question{KeyAware: true, KeyID: "MIIB"}, State{Channel: stable("2.0.0"), Releases: rels(enc)}, Update, "", "2.0.0", false},
+		{"4-char key prefix of another key size", Question{KeyAware: true, KeyID: "MIIC"}, State{Channel: stable("2.0.0"), Releases: rels(enc)}, Blocked, ReasonKeyMismatch, "2.0.0", false},
+		{"4-char key prefix, plain release", Question{KeyAware: true, KeyID: "MIIB"}, State{Channel: stable("2.0.0"), Releases: rels(v2)}, Blocked, ReasonKeyMismatch, "2.0.0", false},
+		{"key longer than the release's", Question{KeyAware: true, KeyID: "MIIBCgKCAQEAabcdefghX"}, State{Channel: stable("2.0.0"), Releases: rels(enc)}, Blocked, ReasonKeyMismatch, "2.0.0", false},
+		{"encrypted without recorded key id", Question{KeyAware: true}, State{Channel: stable("2.0.0"), Releases: rels(encNoID)}, Blocked, ReasonKeyMismatch, "2.0.0", false},
+		{"plain to keyless device", Question{KeyAware: true}, State{Channel: stable("2.0.0"), Releases: rels(v2)}, Update, "", "2.0.0", false},
+		{"plain to key-unaware client", Question{}, State{Channel: stable("2.0.0"), Releases: rels(v2)}, Update, "", "2.0.0", false},
 		{"emulator blocked", Question{Emulator: true}, State{Channel: &Channel{Stable: "2.0.0", NoEmulator: true}, Releases: rels(v2)}, Blocked, ReasonEmulator, "", false},
 		{"dev build blocked", Question{DevBuild: true}, State{Channel: &Channel{Stable: "2.0.0", NoDevBuild: true}, Releases: rels(v2)}, Blocked, ReasonDevBuild, "", false},
 		{"platform mismatch", Question{Platform: "android"}, State{Channel: stable("2.0.0"), Releases: rels(ios)}, NoRelease, ReasonPlatform, "", false},
