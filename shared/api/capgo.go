@@ -55,6 +55,7 @@ import (
 func capgoCheckRoutes() []Route {
 	return []Route{
 		{"POST", "/capgo/updates", GroupCheck, (*Server).capgoUpdates},
+		{"POST", "/capgo/updates/manifest_size", GroupCheck, (*Server).capgoManifestSize},
 	}
 }
 
