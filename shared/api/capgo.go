@@ -34,6 +34,10 @@ package api
 //     and iOS checksum_fail. unzip_fail, *_path_fail and Android checksum_fail carry the
 //     RUNNING version, download_fail may too, and download_manifest_file_fail is
 //     usually the network: those are only counted.
+//   - Crash reports (app_crash, app_anr, foreground kills, renderer crashes; the list
+//     is capgoCrashActions) name the bundle the device RUNS: they count toward that
+//     version's rollout failure rate and automatic halt, once per device and
+//     version, and never enter failure memory (outcome.go says why).
 //   - channel_self: by plugin line, as Capgo's backend (see capgo_channel.go).
 //   - No rate limiting: no 429, never a Retry-After.
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/otakit/ota/shared/release"
@@ -30,6 +31,9 @@ type capgoEvent struct {
 	Action         string      `json:"action"`
 	OldVersionName string      `json:"old_version_name"`
 	Timestamp      json.Number `json:"timestamp"` // epoch ms; absent on download-worker events
+	// Metadata is string to string in the plugin; kept raw so that another shape
+	// never refuses the batch (it is only read, see meta).
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 var capgoActionRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,63}$`)
@@ -47,18 +51,75 @@ var capgoFailureActions = map[string]bool{
 	"download_manifest_brotli_fail":   true,
 }
 
+// capgoCrashActions report that the bundle the device RUNS crashed or hung, with
+// that bundle as version_name (plugin 8.46.0 and later, and the 5.50/6.50/7.50
+// backports: AndroidAppExitReporter.java reads ApplicationExitInfo at the next
+// launch, AppHealthTracker.swift an unclean foreground exit). The value says when
+// the report needs its metadata to tell a fault from the system's housekeeping.
+//
+// Left out, counted only: app_launch_timeout (always sent together with update_fail
+// for the same bundle, which already counts as its failure), app_memory_warning (the
+// app lives on), webview_unclean_restart (any kill while a page was open) and the
+// page-level webview_* errors, which the app's own JavaScript can report too.
+var capgoCrashActions = map[string]func(meta func(string) string) bool{
+	"app_crash":                  nil, // Android REASON_CRASH; iOS unclean exit in the foreground
+	"app_crash_native":           nil,
+	"app_anr":                    nil,
+	"app_initialization_failure": nil,
+	// Killed for memory or resources: the system does that to background apps all
+	// the time; only a kill while the user could see the app is the bundle's fault.
+	"app_killed_low_memory":               capgoVisibleExit,
+	"app_killed_excessive_resource_usage": capgoVisibleExit,
+	// The WebView's renderer died: crashed (did_crash "true"), or was reclaimed by
+	// the system (did_crash "false"; also when JavaScript reports one without it).
+	"webview_render_process_gone": func(meta func(string) string) bool { return meta("did_crash") == "true" },
+}
+
+// capgoImportanceVisible is ActivityManager.RunningAppProcessInfo.IMPORTANCE_VISIBLE:
+// at or below it (foreground 100, foreground service 125) the user saw the app.
+const capgoImportanceVisible = 200
+
+func capgoVisibleExit(meta func(string) string) bool {
+	n, err := strconv.Atoi(meta("exit_importance"))
+	return err == nil && n > 0 && n <= capgoImportanceVisible
+}
+
 // capgoOutcomeKind classifies an event for the neutral outcome.
-func capgoOutcomeKind(action, platform string) OutcomeKind {
+func capgoOutcomeKind(ev *capgoEvent) OutcomeKind {
 	switch {
-	case action == "set":
+	case ev.Action == "set":
 		return OutcomeInstalled
-	case capgoFailureActions[action]:
+	case capgoFailureActions[ev.Action]:
 		return OutcomeFailed
-	case action == "checksum_fail" && platform == "ios":
+	case ev.Action == "checksum_fail" && ev.Platform == "ios":
 		// iOS names the downloaded bundle; Android names the running one.
 		return OutcomeFailed
 	}
+	if cond, ok := capgoCrashActions[ev.Action]; ok && !ev.onBuiltin() {
+		// On the store bundle version_name is the native version, not a release.
+		if cond == nil || cond(ev.meta) {
+			return OutcomeCrashed
+		}
+	}
 	return OutcomeInfo
+}
+
+// capgoMaxMetadata bounds the metadata read for classification (the plugin keeps
+// each value under 2 KiB and sends a dozen of them).
+const capgoMaxMetadata = 16 << 10
+
+// meta returns a string value of the event's metadata, "" when absent, not a
+// string or the metadata is not a small object.
+func (ev *capgoEvent) meta(key string) string {
+	if len(ev.Metadata) == 0 || len(ev.Metadata) > capgoMaxMetadata {
+		return ""
+	}
+	var m map[string]any
+	if json.Unmarshal(ev.Metadata, &m) != nil {
+		return ""
+	}
+	v, _ := m[key].(string)
+	return v
 }
 
 func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +172,7 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 		if version != "" && version != "builtin" && version != "unknown" && release.ValidVersion(version) != nil {
 			version = "invalid" // keeps junk out of the counter keys
 		}
-		kind := capgoOutcomeKind(ev.Action, ev.Platform)
+		kind := capgoOutcomeKind(&ev)
 		if kind != OutcomeInfo && release.ValidVersion(version) != nil {
 			kind = OutcomeInfo // "builtin", "unknown", "": nothing to remember
 		}

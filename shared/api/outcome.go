@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/otakit/ota/shared/store"
@@ -14,6 +16,11 @@ const (
 	OutcomeInfo      OutcomeKind = iota // counted only
 	OutcomeInstalled                    // the new bundle booted (counts as an attempt)
 	OutcomeFailed                       // install or boot failure (counts as an attempt and a failure)
+	// OutcomeCrashed: the version the device RUNS crashed. It counts toward that
+	// version's rollout failure rate, once per device and version (a device that
+	// crashes on every launch is one failing device), without a new attempt (its
+	// install was counted) and without failure memory (see recordOutcome).
+	OutcomeCrashed
 )
 
 // Outcome is the neutral form of every client's report (Capgo stats, native-update
@@ -22,7 +29,7 @@ type Outcome struct {
 	AppID    string
 	DeviceID string
 	Channel  string
-	Version  string // the version the report is about (the failing target for failures)
+	Version  string // the version the report is about (the failing target for failures, the running one for crashes)
 	Platform string
 	Action   string // the client's own action name, counted as is
 	Kind     OutcomeKind
@@ -33,7 +40,12 @@ type Outcome struct {
 const (
 	ActionInstalled = "_installed"
 	ActionFailed    = "_failed"
+	ActionCrashed   = "_crashed" // devices whose running version crashed, once per device and version
 )
+
+// crashDedupTTL is how long a (device, version) crash stays counted once: longer
+// than a rollout lasts.
+const crashDedupTTL = store.FailureMemory
 
 // recordOutcome counts the report per day, remembers failures per device, and
 // feeds the rollout's failure rate.
@@ -60,7 +72,7 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 				return err
 			}
 		}
-		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, false)
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true, false)
 	case OutcomeFailed:
 		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionFailed}, 1); err != nil {
 			return err
@@ -71,7 +83,25 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 			}
 			s.invalidateForFailure(o.AppID, o.Version)
 		}
-		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true)
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true, true)
+	case OutcomeCrashed:
+		// No failure memory: the device already runs the version, so memory would
+		// not spare it a download loop (what it is for), and on a rolling version it
+		// would move the device back to stable at its next check: a per-device
+		// rollback on one crash, which may be the OS or native code. Whether the
+		// version is bad is the rollout's failure rate to say, over many devices.
+		if o.DeviceID == "" || o.Version == "" {
+			return nil
+		}
+		h := sha256.Sum256([]byte("crash\x00" + o.DeviceID + "\x00" + o.Version))
+		first, err := s.Store.FirstSeen(ctx, o.AppID, hex.EncodeToString(h[:]), crashDedupTTL)
+		if err != nil || !first {
+			return err
+		}
+		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionCrashed}, 1); err != nil {
+			return err
+		}
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, false, true)
 	}
 	return nil
 }

@@ -243,15 +243,16 @@ func (s *Server) previousStable(ctx context.Context, app, channel, current strin
 	return "", &badRequest{Status: http.StatusConflict, Code: "no_previous_release", Msg: "no earlier release in the channel history; use --to VERSION or --builtin"}
 }
 
-// checkRolloutHealth counts an install outcome against the channel's rollout and
-// halts the rollout when its failure rate crosses the channel's policy.
-func (s *Server) checkRolloutHealth(ctx context.Context, app, channel, version string, failed bool) error {
+// checkRolloutHealth counts an outcome (an install attempt, a failure, or both)
+// against the channel's rollout and halts the rollout when its failure rate crosses
+// the channel's policy.
+func (s *Server) checkRolloutHealth(ctx context.Context, app, channel, version string, attempt, failed bool) error {
 	cs, err := s.state.channel(ctx, app, channel)
 	if err != nil || cs.ch == nil || cs.ch.Rolling == nil || cs.ch.Rolling.Version != version || cs.ch.Rolling.Halted {
 		return err
 	}
 	ro, pol := cs.ch.Rolling, cs.ch.Policy.Effective()
-	att, fails, err := s.Store.AddRolloutOutcome(ctx, app, channel, ro.Salt, failed)
+	att, fails, err := s.Store.AddRolloutOutcome(ctx, app, channel, ro.Salt, attempt, failed)
 	if err != nil {
 		return err
 	}
@@ -346,6 +347,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		Installed   int64   `json:"installed"`
 		Failed      int64   `json:"failed"`
 		SuccessRate float64 `json:"success_rate"` // installed / (installed + failed); 0 when none
+		Crashed     int64   `json:"crashed"`      // devices whose running version crashed
 	}
 	rows := []store.StatCount{}
 	sum := map[string]*versionSummary{}
@@ -355,7 +357,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		rows = append(rows, c)
-		if c.Action != ActionInstalled && c.Action != ActionFailed {
+		if c.Action != ActionInstalled && c.Action != ActionFailed && c.Action != ActionCrashed {
 			continue
 		}
 		v := sum[c.Version]
@@ -364,10 +366,13 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 			sum[c.Version] = v
 			order = append(order, c.Version)
 		}
-		if c.Action == ActionInstalled {
+		switch c.Action {
+		case ActionInstalled:
 			v.Installed += c.Count
-		} else {
+		case ActionFailed:
 			v.Failed += c.Count
+		default:
+			v.Crashed += c.Count
 		}
 	}
 	versions := []versionSummary{}

@@ -424,19 +424,23 @@ func (s *Store) ListAdoption(ctx context.Context, app string) ([]Adoption, error
 
 func rolloutSK(channel, salt, what string) string { return "RO#" + channel + "#" + salt + "#" + what }
 
-// AddRolloutOutcome counts an install attempt (and a failure) of a channel's current
-// rollout, keyed by the rollout's salt so a new rollout starts from zero; it returns
-// the running totals.
-func (s *Store) AddRolloutOutcome(ctx context.Context, app, channel, salt string, failed bool) (attempts, failures int64, err error) {
+// AddRolloutOutcome counts an install attempt and/or a failure of a channel's
+// current rollout, keyed by the rollout's salt so a new rollout starts from zero; it
+// returns the running totals. A failure without an attempt is a device that already
+// counted its install and failed later (a crash of the running version).
+func (s *Store) AddRolloutOutcome(ctx context.Context, app, channel, salt string, attempt, failed bool) (attempts, failures int64, err error) {
 	pk := appPK(app)
-	if attempts, err = s.t.Add(ctx, pk, rolloutSK(channel, salt, "att"), 1, 0); err != nil {
-		return 0, 0, err
-	}
-	var delta int64
-	if failed {
-		delta = 1
+	one := func(b bool) int64 {
+		if b {
+			return 1
+		}
+		return 0
 	}
 	// Adding 0 reads the current value atomically in the same shape.
+	if attempts, err = s.t.Add(ctx, pk, rolloutSK(channel, salt, "att"), one(attempt), 0); err != nil {
+		return 0, 0, err
+	}
+	delta := one(failed)
 	failures, err = s.t.Add(ctx, pk, rolloutSK(channel, salt, "fail"), delta, 0)
 	return attempts, failures, err
 }
