@@ -24,7 +24,7 @@ import (
 // build wires storage, URL signing and the handlers. It returns the admin key when
 // it generated one on first start (to be printed once).
 func build(ctx context.Context, log *slog.Logger, o options) (*api.Server, func(), string, error) {
-	cfg := api.Config{PublicURL: o.publicURL, DefaultApp: o.defaultApp, StateTTL: o.stateTTL, URLTTL: o.urlTTL}
+	cfg := api.Config{PublicURL: o.publicURL, DefaultApp: o.defaultApp, StateTTL: o.stateTTL, URLTTL: o.urlTTL, CapgoURLTTL: o.capgoURLTTL}
 	if o.table != "" || o.bucket != "" {
 		return buildAWS(ctx, log, o, cfg)
 	}

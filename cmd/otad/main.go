@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/otakit/ota/shared/api"
 )
 
 func main() {
@@ -31,7 +33,7 @@ type options struct {
 	table, bucket, cdnDomain          string
 	cdnKeyID, cdnKeyFile              string
 	memoryLimit                       string
-	stateTTL, urlTTL                  time.Duration
+	stateTTL, urlTTL, capgoURLTTL     time.Duration
 }
 
 // jobDrainTimeout is how long shutdown waits for a background patch job before it
@@ -63,6 +65,7 @@ func run(log *slog.Logger, args []string) error {
 	fs.StringVar(&o.cdnKeyFile, "cdn-key-file", os.Getenv("OTA_CDN_KEY_FILE"), "CloudFront PKCS#8 private key (PEM)")
 	fs.DurationVar(&o.stateTTL, "state-ttl", 5*time.Second, "how long channel state is cached (max delay of a channel change)")
 	fs.DurationVar(&o.urlTTL, "url-ttl", time.Hour, "lifetime of signed download URLs")
+	fs.DurationVar(&o.capgoURLTTL, "capgo-url-ttl", api.DefaultCapgoURLTTL, "lifetime of the download URLs in Capgo update answers (Android may start the download days later)")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "", "Go soft memory limit, e.g. 1GiB, 512MiB or off (default 1GiB, or GOMEMLIMIT when set)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)

@@ -136,12 +136,12 @@ var specs = []fnSpec{
 // requiredEnv is what awsenv needs in every function; cdnEnv only where URLs are signed.
 var (
 	requiredEnv = []string{awsenv.EnvTable, awsenv.EnvBucket, awsenv.EnvPublicURL, awsenv.EnvStateTTL,
-		awsenv.EnvURLTTL, awsenv.EnvPatchBases}
+		awsenv.EnvURLTTL, awsenv.EnvCapgoURLTTL, awsenv.EnvPatchBases}
 	cdnEnv   = []string{awsenv.EnvCDNDomain, awsenv.EnvCDNKeySSM}
 	knownEnv = map[string]bool{
 		awsenv.EnvTable: true, awsenv.EnvBucket: true, awsenv.EnvCDNDomain: true, awsenv.EnvCDNKeySSM: true,
 		awsenv.EnvPublicURL: true, awsenv.EnvDefaultApp: true,
-		awsenv.EnvStateTTL: true, awsenv.EnvURLTTL: true, awsenv.EnvPatchBases: true, awsenv.EnvLogLevel: true,
+		awsenv.EnvStateTTL: true, awsenv.EnvURLTTL: true, awsenv.EnvCapgoURLTTL: true, awsenv.EnvPatchBases: true, awsenv.EnvLogLevel: true,
 		"AWS_ENDPOINT_URL": true, // the SDK's own endpoint override (local emulation)
 	}
 	// unwantedEnv are variables the code reads that the template must not set.

@@ -319,9 +319,10 @@ func (s *Server) capgoWriteUpdate(w http.ResponseWriter, r *http.Request, in *ca
 }
 
 // capgoURL signs a download URL and makes sure it is absolute (the plugin refuses
-// anything else).
+// anything else). It lives CapgoURLTTL: Android downloads in a background job that
+// may wait days for a network and then uses the URL it was given.
 func (s *Server) capgoURL(ctx context.Context, r *http.Request, key string) (string, error) {
-	u, err := s.URLs.URL(ctx, key, s.cfg.URLTTL)
+	u, err := s.URLs.URL(ctx, key, s.cfg.CapgoURLTTL)
 	if err != nil {
 		return "", fmt.Errorf("sign url for %s: %w", key, err)
 	}

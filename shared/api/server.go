@@ -19,6 +19,9 @@ import (
 	"github.com/otakit/ota/shared/urlsign"
 )
 
+// DefaultCapgoURLTTL is how long Capgo's own backend signs bundle URLs (604800 s).
+const DefaultCapgoURLTTL = 7 * 24 * time.Hour
+
 // Config tunes the handlers.
 type Config struct {
 	// PublicURL is the externally visible base URL of the API (absolute URLs in answers
@@ -28,6 +31,11 @@ type Config struct {
 	DefaultApp string
 	// URLTTL is the lifetime of signed download URLs handed to devices.
 	URLTTL time.Duration
+	// CapgoURLTTL is the lifetime of the URLs in Capgo update answers (default 7
+	// days, as Capgo signs them): the Android plugin hands them to a background job
+	// that waits for connectivity as long as it takes and never asks for new ones.
+	// S3 presigned URLs are capped at 7 days; CloudFront and otad URLs are not.
+	CapgoURLTTL time.Duration
 	// StateTTL is how long channel state is cached per process: a channel change
 	// reaches devices at most this late.
 	StateTTL time.Duration
@@ -44,6 +52,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.URLTTL <= 0 {
 		c.URLTTL = time.Hour
+	}
+	if c.CapgoURLTTL <= 0 {
+		c.CapgoURLTTL = DefaultCapgoURLTTL
 	}
 	if c.StateTTL <= 0 {
 		c.StateTTL = 5 * time.Second

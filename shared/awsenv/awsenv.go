@@ -56,6 +56,7 @@ const (
 	EnvPatchBases       = "OTA_PATCH_BASES"            // patches are precomputed from the last K releases
 	EnvLogLevel         = "OTA_LOG_LEVEL"              // debug, info (default), warn, error
 	EnvAccessLogEvery   = "OTA_ACCESS_LOG_EVERY"       // log one request line in N (default 100; 1 = all)
+	EnvCapgoURLTTL      = "OTA_CAPGO_URL_TTL"          // lifetime of the URLs in Capgo update answers ("168h")
 
 	// defaultAccessLogEvery samples access lines on Lambda: the platform's REPORT line
 	// already counts every invocation, and CloudWatch bills each ingested line.
@@ -65,6 +66,10 @@ const (
 	maxPatchBases         = 50
 	maxDuration           = 7 * 24 * time.Hour // S3 presigned URLs cap at 7 days
 	cdnPrivateKeyMaxBytes = 16 << 10
+
+	// maxCapgoURLTTL: CloudFront URLs may outlive S3's 7 days (S3 presigned ones are
+	// capped when signed), for Android download jobs that wait longer for a network.
+	maxCapgoURLTTL = 30 * 24 * time.Hour
 )
 
 // Options is everything Deps and Config need. FromEnv fills it from the Lambda
@@ -93,6 +98,8 @@ type Options struct {
 	PatchBases int           // 0: pipeline default; negative: no precomputed patches
 	// AccessLogEvery logs one request line in N (server errors always); 0 or 1: all.
 	AccessLogEvery int
+	// CapgoURLTTL is the lifetime of the URLs in Capgo update answers; 0: api default.
+	CapgoURLTTL time.Duration
 
 	Log *slog.Logger
 
@@ -145,6 +152,9 @@ func FromEnv(getenv func(string) string) (Options, error) {
 	}
 	if o.URLTTL, err = duration(get(EnvURLTTL)); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", EnvURLTTL, err))
+	}
+	if o.CapgoURLTTL, err = durationUpTo(get(EnvCapgoURLTTL), maxCapgoURLTTL); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvCapgoURLTTL, err))
 	}
 	if v := get(EnvPatchBases); v != "" {
 		n, err := strconv.Atoi(v)
@@ -213,6 +223,7 @@ func (o Options) Config() api.Config {
 		URLTTL:         o.URLTTL,
 		StateTTL:       o.StateTTL,
 		AccessLogEvery: o.AccessLogEvery,
+		CapgoURLTTL:    o.CapgoURLTTL,
 	}
 }
 
@@ -326,7 +337,10 @@ func MemoryLimit(getenv func(string) string) (int64, bool) {
 }
 
 // duration accepts Go durations ("90s", "1h") or whole seconds ("300").
-func duration(v string) (time.Duration, error) {
+func duration(v string) (time.Duration, error) { return durationUpTo(v, maxDuration) }
+
+// durationUpTo reads a duration ("5s", "1h") or whole seconds, from 0 to limit.
+func durationUpTo(v string, limit time.Duration) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
@@ -338,8 +352,8 @@ func duration(v string) (time.Duration, error) {
 		}
 		d = time.Duration(n) * time.Second
 	}
-	if d < 0 || d > maxDuration {
-		return 0, fmt.Errorf("%s is out of range (0 to %s)", d, maxDuration)
+	if d < 0 || d > limit {
+		return 0, fmt.Errorf("%s is out of range (0 to %s)", d, limit)
 	}
 	return d, nil
 }

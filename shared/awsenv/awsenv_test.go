@@ -33,7 +33,7 @@ func TestFromEnv(t *testing.T) {
 		EnvTable: "ota-table", EnvBucket: "ota-bucket", EnvPublicURL: "https://ota.example.com/",
 		EnvDefaultApp: "com.example.app", EnvStateTTL: "10s", EnvURLTTL: "3600", EnvPatchBases: "3",
 		EnvCDNDomain: "d111111abcdef8.cloudfront.net", EnvCDNKeySSM: "/otakit/cloudfront-key", EnvLogLevel: "debug",
-		EnvAccessLogEvery: "1",
+		EnvAccessLogEvery: "1", EnvCapgoURLTTL: "720h",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestFromEnv(t *testing.T) {
 	}
 	cfg := o.Config()
 	if cfg.PublicURL != "https://ota.example.com" || cfg.DefaultApp != "com.example.app" || cfg.StateTTL != 10*time.Second || cfg.URLTTL != time.Hour ||
-		cfg.AccessLogEvery != 1 {
+		cfg.AccessLogEvery != 1 || cfg.CapgoURLTTL != 30*24*time.Hour {
 		t.Errorf("Config = %+v", cfg)
 	}
 	if !o.Log.Enabled(context.Background(), -4) {
@@ -57,7 +57,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.StateTTL != 0 || o.URLTTL != 0 || o.CDNDomain != "" {
+	if o.StateTTL != 0 || o.URLTTL != 0 || o.CapgoURLTTL != 0 || o.CDNDomain != "" {
 		t.Errorf("defaults = %+v", o)
 	}
 	if o.Config().AccessLogEvery != 100 {
@@ -87,6 +87,8 @@ func TestFromEnvErrors(t *testing.T) {
 		"bad state ttl":    {map[string]string{EnvStateTTL: "soon"}, EnvStateTTL},
 		"negative url ttl": {map[string]string{EnvURLTTL: "-5s"}, EnvURLTTL},
 		"url ttl too long": {map[string]string{EnvURLTTL: "200h"}, EnvURLTTL},
+		"capgo ttl long":   {map[string]string{EnvCapgoURLTTL: "721h"}, EnvCapgoURLTTL},
+		"bad capgo ttl":    {map[string]string{EnvCapgoURLTTL: "a week"}, EnvCapgoURLTTL},
 		"bad patch bases":  {map[string]string{EnvPatchBases: "many"}, EnvPatchBases},
 		"bad log level":    {map[string]string{EnvLogLevel: "loud"}, EnvLogLevel},
 		"bad access every": {map[string]string{EnvAccessLogEvery: "0"}, EnvAccessLogEvery},

@@ -114,11 +114,17 @@ type S3Presign struct {
 	Bucket  string
 }
 
-// URL returns a presigned GET for key valid for ttl (SigV4 allows at most 7 days).
+// MaxPresignTTL is the longest lifetime SigV4 allows a presigned URL.
+const MaxPresignTTL = 7 * 24 * time.Hour
+
+// URL returns a presigned GET for key valid for ttl, at most MaxPresignTTL (S3
+// refuses longer ones outright). It also dies with the credentials that signed it:
+// a Lambda role's session lasts hours.
 func (p *S3Presign) URL(ctx context.Context, key string, ttl time.Duration) (string, error) {
 	if !blob.ValidKey(key) {
 		return "", fmt.Errorf("invalid object key %q", key)
 	}
+	ttl = min(ttl, MaxPresignTTL)
 	req, err := p.Presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &key},
 		s3.WithPresignExpires(ttl))
 	if err != nil {

@@ -285,3 +285,40 @@ func TestS3PresignGet(t *testing.T) {
 		t.Fatal("presigned an invalid key")
 	}
 }
+
+// Capgo answers sign URLs for days: S3 presigned GETs stop at SigV4's 7 days (S3
+// refuses a longer X-Amz-Expires), CloudFront canned policies take the full lifetime.
+func TestLongLifetimes(t *testing.T) {
+	ctx := context.Background()
+	client := s3.New(s3.Options{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")})
+	p := &S3Presign{Presign: s3.NewPresignClient(client), Bucket: "ota-bucket"}
+	for ttl, want := range map[time.Duration]string{
+		time.Hour:           "3600",
+		7 * 24 * time.Hour:  "604800",
+		30 * 24 * time.Hour: "604800",
+	} {
+		signed, err := p.URL(ctx, "bundles/app/1.0.0.zip", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(signed)
+		if got := u.Query().Get("X-Amz-Expires"); got != want {
+			t.Errorf("presign for %v: X-Amz-Expires=%s, want %s", ttl, got, want)
+		}
+	}
+
+	cf, err := NewCloudFront("K1", "d1.cloudfront.net", pkcs1PEM(newKey(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	signed, err := cf.URL(ctx, "bundles/app/1.0.0.zip", 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(signed)
+	exp, _ := strconv.ParseInt(u.Query().Get("Expires"), 10, 64)
+	if d := time.Unix(exp, 0).Sub(now); d < 30*24*time.Hour-time.Minute {
+		t.Errorf("CloudFront URL expires in %v, want 30 days", d)
+	}
+}
