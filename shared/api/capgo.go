@@ -17,7 +17,8 @@ package api
 //     offered a plain bundle (iOS fails it) nor one encrypted for a key whose id does
 //     not start with it. A missing key_id means "no key" (no encrypted bundle, it
 //     would fail checksum_fail) only for plugin versions that send one when they
-//     have a key; older ones are offered any bundle, as Capgo's backend does.
+//     have a key; older ones are offered any bundle, as Capgo's backend does. The
+//     encrypted checksum goes out in base64 to plugins too old to read hex.
 //   - manifest (per-file delta download) is sent with every plain zip release: the
 //     plugin uses it whenever present and fetches only the files it does not already
 //     have. It is left out for encrypted releases (file hashes would have to be
@@ -310,8 +311,9 @@ func (s *Server) capgoWriteUpdate(w http.ResponseWriter, r *http.Request, in *ca
 	}
 	a := capgoUpdate{Version: rel.Version, URL: zipURL, Checksum: rel.SHA256, Comment: rel.Notes}
 	if enc {
-		// Made by the CLI with the private key; passed on verbatim.
-		a.Checksum, a.SessionKey = rel.Signatures.EncChecksum, rel.Signatures.SessionKey
+		// Made by the CLI with the private key; passed on as made, in base64 for
+		// plugins too old to read hex.
+		a.Checksum, a.SessionKey = capgoEncChecksum(in.PluginVersion, rel.Signatures.EncChecksum), rel.Signatures.SessionKey
 	} else if rel.Format == "" {
 		a.Manifest = s.capgoManifest(ctx, r, rel)
 	}

@@ -9,8 +9,9 @@ package api
 //   - 8.2.0 to 8.40.7 send 4 characters: "MIIB" for every RSA-2048 key, so the id
 //     tells that the device has a key, hardly which one.
 //   - 8.40.8 and later send 20 characters, enough to tell keys apart.
-//   - The 7.x main line (7.0 to 7.36.1) and older lines never send key_id: a
-//     device without one may or may not have a key.
+//   - The 7.x main line (7.0 to 7.36.1), older lines and the first 8.x releases
+//     (8.0.0 alphas, 8.1.0, which sends plugin_version "8.0.0") never send key_id:
+//     a device without one may or may not have a key.
 //   - 5.x, 6.x and 7.x releases above minor 36 are backports of 8.x numbered after
 //     the 8.x release they carry (7.51.13 is 8.51.13), with its key id: 6.39.0
 //     sends 4 characters, 6.42.3, 7.41.1, 7.45.10 and 7.50.1 send 20.
@@ -22,6 +23,9 @@ package api
 // a missing key_id as "no key" only for versions that would have sent one.
 
 import (
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -49,8 +53,8 @@ func capgoKeyIDFormOf(pluginVersion string) capgoKeyIDForm {
 	case major >= 9:
 		return capgoKeyIDFull
 	case major == 8 && minor < 2, major < 5, major < 8 && minor <= 36:
-		// 8.0/8.1 were builds of the 7.x line; 7.36.1 is the last 7.x of the main
-		// line, and no 5.x/6.x backport is numbered that low.
+		// 8.0/8.1 predate key ids (8.2.0 is the first to send one); 7.36.1 is the
+		// last 7.x of the main line, and no 5.x/6.x backport is numbered that low.
 		return capgoKeyIDNone
 	case minor < 40 || minor == 40 && patch <= 7:
 		return capgoKeyIDPrefix
@@ -68,6 +72,22 @@ func capgoKeyQuestion(pluginVersion, keyID string) (aware bool, id string) {
 	}
 	return capgoKeyIDFormOf(pluginVersion) != capgoKeyIDNone, ""
 }
+
+// capgoEncChecksum is the encrypted checksum in the form the plugin reads: hex
+// (what `ota release --capgo-key` stores) from 5.30.0, 6.30.0 and 7.30.0, which tell
+// hex from base64 by its characters; base64 of the same bytes before them, which
+// read only base64 (CryptoCipher.decryptChecksum; the Capgo CLI makes the same
+// split). Re-encoding needs no key. Anything but 512 hex characters is passed on.
+func capgoEncChecksum(pluginVersion, checksum string) string {
+	major, minor, _, ok := capgoPluginVersion(pluginVersion)
+	if !ok || major < 5 || major > 7 || minor >= 30 || !capgoHex512.MatchString(checksum) {
+		return checksum
+	}
+	b, _ := hex.DecodeString(checksum)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+var capgoHex512 = regexp.MustCompile(`^[0-9a-f]{512}$`)
 
 // capgoPluginVersion reads "major.minor.patch" with an optional "-suffix".
 func capgoPluginVersion(v string) (major, minor, patch int, ok bool) {
