@@ -1,6 +1,7 @@
 package api
 
-// Capgo adapter: @capgo/capacitor-updater 7.x / 8.x (protocols/capgo.md).
+// Capgo adapter: @capgo/capacitor-updater 6.x, 7.x and 8.x (docs/protocols.md, Capgo
+// section; the version matrix is capgo_matrix_test.go).
 //
 // Choices made where the protocol leaves room (each one is tested in capgo_test.go):
 //
