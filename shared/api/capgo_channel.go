@@ -42,8 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/otakit/ota/shared/release"
@@ -77,34 +75,23 @@ const (
 	capgoLocalChannelMinor = 34 // first 5.x, 6.x and 7.x minor that keeps the channel on the device
 )
 
-// capgoSemverRe is strict semver, as Capgo's parser reads plugin_version.
-var capgoSemverRe = regexp.MustCompile(`^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$`)
-
 // capgoServerSideChannel reports whether a plugin keeps its channel choice on the
-// server (see the top of this file).
+// server (see the top of this file). No version counts as new, an unreadable one as
+// old, as in Capgo's backend.
 func capgoServerSideChannel(pluginVersion string) bool {
 	if pluginVersion == "" {
 		return false
 	}
-	m := capgoSemverRe.FindStringSubmatch(pluginVersion)
-	if m == nil {
+	v, ok := parseCapgoPlugin(pluginVersion)
+	if !ok {
 		return true
 	}
-	var v [3]int64
-	for i := range v {
-		n, err := strconv.ParseInt(m[i+1], 10, 64)
-		if err != nil {
-			return true
-		}
-		v[i] = n
-	}
-	pre := m[4] != ""
-	switch v[0] {
+	switch v.major {
 	case 5, 6, 7:
 		// Below X.34.0; X.34.0-pre sorts below X.34.0 too.
-		return v[1] < capgoLocalChannelMinor || (v[1] == capgoLocalChannelMinor && v[2] == 0 && pre)
+		return v.minor < capgoLocalChannelMinor || (v.minor == capgoLocalChannelMinor && v.patch == 0 && v.pre)
 	case 8:
-		return v[1] == 0 && v[2] == 0 && pre
+		return v.minor == 0 && v.patch == 0 && v.pre
 	}
 	return false
 }

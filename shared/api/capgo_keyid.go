@@ -26,8 +26,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"regexp"
-	"strconv"
-	"strings"
 )
 
 // capgoKeyIDForm is what a plugin version puts in key_id when the app has a key.
@@ -46,7 +44,8 @@ func (f capgoKeyIDForm) String() string {
 // capgoKeyIDFormOf returns the key_id form of a plugin version ("8.40.8"; a
 // pre-release suffix is ignored). Unreadable versions send none as far as we know.
 func capgoKeyIDFormOf(pluginVersion string) capgoKeyIDForm {
-	major, minor, patch, ok := capgoPluginVersion(pluginVersion)
+	v, ok := parseCapgoPlugin(pluginVersion)
+	major, minor, patch := v.major, v.minor, v.patch
 	switch {
 	case !ok:
 		return capgoKeyIDNone
@@ -79,8 +78,8 @@ func capgoKeyQuestion(pluginVersion, keyID string) (aware bool, id string) {
 // read only base64 (CryptoCipher.decryptChecksum; the Capgo CLI makes the same
 // split). Re-encoding needs no key. Anything but 512 hex characters is passed on.
 func capgoEncChecksum(pluginVersion, checksum string) string {
-	major, minor, _, ok := capgoPluginVersion(pluginVersion)
-	if !ok || major < 5 || major > 7 || minor >= 30 || !capgoHex512.MatchString(checksum) {
+	v, ok := parseCapgoPlugin(pluginVersion)
+	if major, minor := v.major, v.minor; !ok || major < 5 || major > 7 || minor >= 30 || !capgoHex512.MatchString(checksum) {
 		return checksum
 	}
 	b, _ := hex.DecodeString(checksum)
@@ -88,27 +87,3 @@ func capgoEncChecksum(pluginVersion, checksum string) string {
 }
 
 var capgoHex512 = regexp.MustCompile(`^[0-9a-f]{512}$`)
-
-// capgoPluginVersion reads "major.minor.patch" with an optional "-suffix".
-func capgoPluginVersion(v string) (major, minor, patch int, ok bool) {
-	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	if len(v) > 32 {
-		return 0, 0, 0, false
-	}
-	if i := strings.IndexAny(v, "-+"); i >= 0 {
-		v = v[:i]
-	}
-	parts := strings.Split(v, ".")
-	if len(parts) != 3 {
-		return 0, 0, 0, false
-	}
-	var n [3]int
-	for i, p := range parts {
-		x, err := strconv.Atoi(p)
-		if err != nil || x < 0 || p == "" || p[0] == '+' {
-			return 0, 0, 0, false
-		}
-		n[i] = x
-	}
-	return n[0], n[1], n[2], true
-}
