@@ -16,7 +16,7 @@ import (
 )
 
 // The Ionic/Appflow-style check-device protocol, which our own Go device client
-// speaks, see protocols/seed-manifest.md part 2.
+// speaks, see docs/protocols.md (check-device).
 //
 // A protected app (one with a device token) answers these routes only to requests
 // carrying "Authorization: Bearer <device token>"; others get 401.

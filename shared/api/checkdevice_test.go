@@ -40,7 +40,7 @@ func cdBody(current string) map[string]string {
 		"platform_version": "14", "binary_version": "1.5.0", "current_update_id": current}
 }
 
-// ---- conformance checklist (protocols/seed-manifest.md, part 2)
+// ---- conformance checklist (check-device; docs/protocols.md)
 
 func TestSeed09_CheckDeviceOlderCurrentGetsUpdate(t *testing.T) {
 	e := newTestEnv(t)

@@ -16,7 +16,7 @@ import (
 	"github.com/otakit/ota/shared/store"
 )
 
-// The Flux adapter (Dart package flux_updater 1.0), see protocols/flux.md.
+// The Flux adapter (Dart package flux_updater 1.0), see docs/protocols.md (Flux).
 //
 // The client sends no headers at all and treats only HTTP 200 as success. Apps set
 // serverUrl = https://host/flux; because the Flux CLI cannot send an API key header,

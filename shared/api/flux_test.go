@@ -20,7 +20,7 @@ import (
 	"github.com/otakit/ota/shared/store"
 )
 
-// Vectors from protocols/flux.md.
+// Vectors from the Flux client and server sources (flux_updater 1.0).
 var (
 	fluxOld       = []byte("FLUX\x01hello world v1")
 	fluxNew       = []byte("FLUX\x01hello world v2!")
@@ -136,7 +136,7 @@ func adReleaseCount(t *testing.T, e *testEnv, app string) int {
 	return len(rs)
 }
 
-// ---- conformance checklist (protocols/flux.md)
+// ---- conformance checklist (Flux; docs/protocols.md)
 
 func TestFlux01_UploadWithKey(t *testing.T) {
 	e := newTestEnv(t)

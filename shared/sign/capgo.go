@@ -17,7 +17,7 @@ import (
 	"strings"
 )
 
-// Capgo v2 encryption (capgo.md, "Checksum and encryption v2"). P(x) is the
+// Capgo v2 encryption (docs/protocols.md, Capgo). P(x) is the
 // RSA private-key operation with PKCS#1 v1.5 type-1 padding and no
 // DigestInfo, i.e. a raw-data signature; devices undo it with the public key.
 const (
