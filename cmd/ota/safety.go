@@ -95,6 +95,7 @@ type versionStats struct {
 	Version     string  `json:"version"`
 	Installed   int64   `json:"installed"`
 	Failed      int64   `json:"failed"`
+	Crashed     int64   `json:"crashed"` // devices whose running version crashed
 	SuccessRate float64 `json:"success_rate"`
 }
 
@@ -273,9 +274,10 @@ func printStats(w io.Writer, st statsAnswer) error {
 		fmt.Fprintln(w)
 	}
 	if len(st.Versions) > 0 {
-		t := newTable(w, "VERSION", "INSTALLED", "FAILED", "SUCCESS RATE")
+		t := newTable(w, "VERSION", "INSTALLED", "FAILED", "CRASHED", "SUCCESS RATE")
 		for _, v := range st.Versions {
-			t.row(v.Version, strconv.FormatInt(v.Installed, 10), strconv.FormatInt(v.Failed, 10), fmt.Sprintf("%.1f%%", v.SuccessRate*100))
+			t.row(v.Version, strconv.FormatInt(v.Installed, 10), strconv.FormatInt(v.Failed, 10), strconv.FormatInt(v.Crashed, 10),
+				fmt.Sprintf("%.1f%%", v.SuccessRate*100))
 		}
 		if err := t.flush(); err != nil {
 			return err
