@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/diskfull"
 	"github.com/otakit/ota/shared/release"
 )
 
@@ -181,6 +182,10 @@ func (s *Server) capgoBadInput(w http.ResponseWriter, r *http.Request, err error
 	var br *badRequest
 	if errors.As(err, &br) {
 		writeJSON(w, br.Status, capgoNoUpdate{Error: br.Code, Message: br.Msg, Kind: capgoFailed})
+		return
+	}
+	if s.storageFull(r, err) {
+		writeJSON(w, http.StatusInsufficientStorage, capgoNoUpdate{Error: diskfull.Code, Message: diskfull.Advice, Kind: capgoFailed})
 		return
 	}
 	s.Log.Error("capgo check failed", "path", redactPath(r.URL.Path), "err", err)

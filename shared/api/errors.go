@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/otakit/ota/shared/diskfull"
 )
 
 // apiError is the management API's error body. Codes are stable; messages are for people.
@@ -66,14 +68,31 @@ func decodeJSON(r *http.Request, limit int64, v any) error {
 	return nil
 }
 
-// writeErr answers err: client errors with their status and code, anything else as 500
-// (logged, with a generic message so internals do not leak).
+// writeErr answers err: client errors with their status and code, a lack of storage
+// space as 507 with what to do, anything else as 500 (logged, with a generic message
+// so internals do not leak).
 func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var br *badRequest
 	if errors.As(err, &br) {
 		writeError(w, br.Status, br.Code, br.Msg)
 		return
 	}
+	if s.storageFull(r, err) {
+		writeError(w, http.StatusInsufficientStorage, diskfull.Code, diskfull.Advice)
+		return
+	}
 	s.Log.Error("request failed", "path", redactPath(r.URL.Path), "err", err)
 	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+}
+
+// storageFull reports (and logs) whether err is a lack of storage space: a full disk
+// or quota under the objects folder, bbolt or temp files, or a full S3-compatible
+// server. Such a request is answered 507, in each protocol's own error shape, so that
+// the operator learns what to do instead of reading "internal error".
+func (s *Server) storageFull(r *http.Request, err error) bool {
+	if !diskfull.Is(err) {
+		return false
+	}
+	s.Log.Error("request failed: out of storage space", "path", redactPath(r.URL.Path), "err", err)
+	return true
 }

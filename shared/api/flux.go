@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/diskfull"
 	"github.com/otakit/ota/shared/lambdahttp"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
@@ -88,6 +89,8 @@ func (s *Server) fluxFail(w http.ResponseWriter, r *http.Request, err error) {
 		fluxError(w, br.Status, br.Code)
 	case errors.As(err, &pe):
 		fluxError(w, pe.Status, pe.Code)
+	case s.storageFull(r, err):
+		fluxError(w, http.StatusInsufficientStorage, diskfull.Code)
 	default:
 		s.Log.Error("flux request failed", "path", redactPath(r.URL.Path), "err", err)
 		fluxError(w, http.StatusInternalServerError, "internal")

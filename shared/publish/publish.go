@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"regexp"
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/bundle"
+	"github.com/otakit/ota/shared/diskfull"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
@@ -183,7 +185,8 @@ var ErrNoRelease = errors.New("no release record for uploaded object")
 // store its files content-addressed and its manifest, then mark the release ready
 // with a conditional write. It is idempotent: duplicate or late events for a ready
 // release do nothing, concurrent runs end in one ready release, and a run that dies
-// half-way leaves the release pending for a retry to finish.
+// half-way leaves the release pending for a retry to finish. A run that runs out of
+// storage space marks it failed (see failIfFull).
 func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 	app, version, ok := blob.ParseBundleKey(key)
 	if !ok {
@@ -206,14 +209,14 @@ func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 		if errors.As(err, &perr) {
 			return p.fail(ctx, r, perr)
 		}
-		return err
+		return p.failIfFull(ctx, r, err)
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
 
 	if r.Format == release.FormatChunk || r.Encrypted() {
 		// Opaque bytes (a Flux chunk, a Capgo-encrypted zip): nothing to unpack.
-		return p.markReady(ctx, r, "", 0)
+		return p.failIfFull(ctx, r, p.markReady(ctx, r, "", 0))
 	}
 	m, err := bundle.Inspect(f, r.Size, p.Limits)
 	if err != nil {
@@ -224,9 +227,27 @@ func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 		return fmt.Errorf("ingest %s: inspect: %w", key, err)
 	}
 	if err := p.storeFiles(ctx, f, r, m); err != nil {
-		return fmt.Errorf("ingest %s: %w", key, err)
+		return p.failIfFull(ctx, r, fmt.Errorf("ingest %s: %w", key, err))
 	}
-	return p.markReady(ctx, r, m.TreeHash, len(m.Files))
+	return p.failIfFull(ctx, r, p.markReady(ctx, r, m.TreeHash, len(m.Files)))
+}
+
+// failIfFull marks the release failed (insufficient_storage) when err is a lack of
+// storage space: no retry succeeds until space is freed, and a release left pending
+// keeps the CLI polling. Publishing the same bytes again after a cleanup resets it
+// to pending. Other errors are returned as they are (the release stays pending for
+// a retry).
+func (p *Pipeline) failIfFull(ctx context.Context, r release.Release, err error) error {
+	if err == nil || !diskfull.Is(err) {
+		return err
+	}
+	p.Log.Warn("ingest: out of storage space", "app", r.AppID, "version", r.Version, "err", err)
+	ferr := p.fail(ctx, r, refuse(http.StatusInsufficientStorage, diskfull.Code, "%s", diskfull.Advice))
+	var refusal *Error
+	if errors.As(ferr, &refusal) {
+		return ferr // recorded on the release
+	}
+	return errors.Join(err, ferr) // the database is full too: still a lack of space
 }
 
 // markReady is the one conditional write that makes a release visible. Patches are
