@@ -53,12 +53,16 @@ const (
 	OpPut OpKind = iota
 	OpDelete
 	OpCheck // condition only, no write
+	// OpAdd adds Item.N to the item's counter and sets Item.Expires, exactly as
+	// Table.Add does, but inside the transaction (so a counter can move together with
+	// the document it counts). Its Cond must be Always.
+	OpAdd
 )
 
 // Op is one step of a transaction.
 type Op struct {
 	Kind OpKind
-	Item Item // PK/SK always; Data/Expires for puts
+	Item Item // PK/SK always; Data/Expires for puts; N (the delta)/Expires for adds
 	Cond Cond
 }
 

@@ -407,25 +407,30 @@ func (t *Table) Add(ctx context.Context, pk, sk string, delta int64, expires int
 	}
 	var n int64
 	now := t.now().Unix()
-	k := key(pk, sk)
 	err := t.write(func(tx *bbolt.Tx) error { // may run more than once: only assigns
-		b := tx.Bucket(bucketItems)
-		r, ok, err := live(b, k, now)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			r = record{rev: 1}
-		}
-		r.n += delta
-		r.exp = expires
-		n = r.n
-		return b.Put(k, encode(r))
+		var err error
+		n, err = add(tx.Bucket(bucketItems), pk, sk, delta, expires, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: add %s/%s: %w", pk, sk, err)
 	}
 	return n, nil
+}
+
+// add adds delta to the counter of pk/sk inside tx; it is shared by Add and Transact.
+func add(b *bbolt.Bucket, pk, sk string, delta, expires, now int64) (int64, error) {
+	k := key(pk, sk)
+	r, ok, err := live(b, k, now)
+	if err != nil {
+		return 0, err
+	}
+	if !ok { // absent or expired: start over, like DynamoDB's create shape
+		r = record{rev: 1}
+	}
+	r.n += delta
+	r.exp = expires
+	return r.n, b.Put(k, encode(r))
 }
 
 // Transact applies all ops in one bbolt transaction, or none: store.ErrConflict when a
@@ -455,6 +460,9 @@ func (t *Table) Transact(ctx context.Context, ops []store.Op) error {
 				return err
 			}
 		}
+		if op.Kind == store.OpAdd && op.Cond.Kind != store.Always {
+			return fmt.Errorf("bolt: transact: add on %s/%s: only unconditional adds are supported", op.Item.PK, op.Item.SK)
+		}
 	}
 	now := t.now().Unix()
 	err := t.write(func(tx *bbolt.Tx) error {
@@ -468,6 +476,8 @@ func (t *Table) Transact(ctx context.Context, ops []store.Op) error {
 				err = del(b, op.Item.PK, op.Item.SK, op.Cond, now)
 			case store.OpCheck:
 				err = check(b, op.Item.PK, op.Item.SK, op.Cond, now)
+			case store.OpAdd:
+				_, err = add(b, op.Item.PK, op.Item.SK, op.Item.N, op.Item.Expires, now)
 			default:
 				err = fmt.Errorf("unknown op kind %d", op.Kind)
 			}

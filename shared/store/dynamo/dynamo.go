@@ -485,34 +485,12 @@ func (t *Table) Add(ctx context.Context, pk, sk string, delta int64, expires int
 		}
 		for _, shape := range []putShape{shapeLive, shapeFresh} {
 			e := newExpr(t.now().Unix())
-			e.set(":delta", num(delta))
-			var set, remove []string
-			var upd, cond string
-			if expires != 0 {
-				e.set(":e", num(expires))
-				set = append(set, "#exp = :e")
-			} else {
-				remove = append(remove, "#exp")
-			}
-			if shape == shapeLive {
-				cond = condLive
-				upd = "ADD #n :delta"
-			} else {
-				cond = condGone
-				set = append(set, "#n = :delta", "#rev = :one")
-				remove = append(remove, "#d")
-			}
-			if len(set) > 0 {
-				upd += " SET " + strings.Join(set, ", ")
-			}
-			if len(remove) > 0 {
-				upd += " REMOVE " + strings.Join(remove, ", ")
-			}
+			upd, cond := addUpdate(delta, expires, shape, e)
 			names, vals := e.build(&upd, &cond)
 			out, err := t.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 				TableName:                 &t.name,
 				Key:                       keyOf(pk, sk),
-				UpdateExpression:          aws.String(strings.TrimSpace(upd)),
+				UpdateExpression:          &upd,
 				ConditionExpression:       &cond,
 				ExpressionAttributeNames:  names,
 				ExpressionAttributeValues: vals,
@@ -543,6 +521,35 @@ func (t *Table) Add(ctx context.Context, pk, sk string, delta int64, expires int
 	return 0, fmt.Errorf("dynamo: add %s/%s: gave up after %d attempts under contention", pk, sk, maxAttempts)
 }
 
+// addUpdate builds the update and condition expressions of a counter add: onto a
+// live item (ADD, Rev and document kept) or over an absent or expired one (created
+// with Rev 1, the stale counter and document dropped).
+func addUpdate(delta, expires int64, shape putShape, e *expr) (update, cond string) {
+	e.set(":delta", num(delta))
+	var set, remove []string
+	if expires != 0 {
+		e.set(":e", num(expires))
+		set = append(set, "#exp = :e")
+	} else {
+		remove = append(remove, "#exp")
+	}
+	if shape == shapeLive {
+		cond = condLive
+		update = "ADD #n :delta"
+	} else {
+		cond = condGone
+		set = append(set, "#n = :delta", "#rev = :one")
+		remove = append(remove, "#d")
+	}
+	if len(set) > 0 {
+		update += " SET " + strings.Join(set, ", ")
+	}
+	if len(remove) > 0 {
+		update += " REMOVE " + strings.Join(remove, ", ")
+	}
+	return strings.TrimSpace(update), cond
+}
+
 // Transact applies all ops or none with TransactWriteItems: store.ErrConflict when a
 // condition fails. At most 25 ops, each on a different item (DynamoDB's rules).
 func (t *Table) Transact(ctx context.Context, ops []store.Op) error {
@@ -562,10 +569,13 @@ func (t *Table) Transact(ctx context.Context, ops []store.Op) error {
 			return fmt.Errorf("dynamo: transact: two ops on %s/%s (not allowed)", op.Item.PK, op.Item.SK)
 		}
 		seen[k] = true
+		if op.Kind == store.OpAdd && op.Cond.Kind != store.Always {
+			return fmt.Errorf("dynamo: transact: add on %s/%s: only unconditional adds are supported", op.Item.PK, op.Item.SK)
+		}
 	}
-	// An unconditional put must still know whether it lands on a live item (rev+1)
-	// or starts over (rev 1); guess live, and flip the guess when DynamoDB says the
-	// implied condition failed.
+	// An unconditional put or add must still know whether it lands on a live item
+	// (rev+1, counter kept) or starts over (rev 1); guess live, and flip the guess
+	// when DynamoDB says the implied condition failed.
 	shapes := make([]putShape, len(ops))
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
@@ -600,7 +610,7 @@ func (t *Table) Transact(ctx context.Context, ops []store.Op) error {
 			switch *r.Code {
 			case "None", "":
 			case "ConditionalCheckFailed":
-				if op.Kind == store.OpPut && op.Cond.Kind == store.Always {
+				if (op.Kind == store.OpPut || op.Kind == store.OpAdd) && op.Cond.Kind == store.Always {
 					shapes[index[i]] ^= 1 // the item is not in the state we guessed
 					again = true
 				} else {
@@ -655,6 +665,11 @@ func (t *Table) transactItems(ops []store.Op, shapes []putShape) ([]types.Transa
 				ti.Delete.ConditionExpression = &cond
 				ti.Delete.ExpressionAttributeNames, ti.Delete.ExpressionAttributeValues = e.build(&cond)
 			}
+		case store.OpAdd:
+			upd, cond := addUpdate(op.Item.N, op.Item.Expires, shapes[i], e)
+			names, vals := e.build(&upd, &cond)
+			ti.Update = &types.Update{TableName: &t.name, Key: key, UpdateExpression: &upd,
+				ConditionExpression: &cond, ExpressionAttributeNames: names, ExpressionAttributeValues: vals}
 		case store.OpCheck:
 			cond, err := condition(op.Cond, e)
 			if err != nil {

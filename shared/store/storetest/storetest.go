@@ -61,6 +61,7 @@ var cases = []struct {
 	{"TransactCheck", testTransactCheck},
 	{"TransactDelete", testTransactDelete},
 	{"TransactUnconditionalPut", testTransactUnconditionalPut},
+	{"TransactAdd", testTransactAdd},
 	{"TransactLimits", testTransactLimits},
 	{"KeysAndData", testKeysAndData},
 	{"ItemSizeLimit", testItemSize},
@@ -720,6 +721,59 @@ func testTransactUnconditionalPut(t *testing.T, tb store.Table) {
 	}
 	if g := get(t, tb, "T", "counter"); g.N != 4 {
 		t.Errorf("transactional put lost the counter: %d", g.N)
+	}
+}
+
+func addOp(pk, sk string, delta, exp int64) store.Op {
+	return store.Op{Kind: store.OpAdd, Item: store.Item{PK: pk, SK: sk, N: delta, Expires: exp}}
+}
+
+// testTransactAdd: a counter add inside a transaction behaves as Table.Add (create,
+// accumulate, start over when expired, keep the document) and is undone with the rest
+// when another op's condition fails.
+func testTransactAdd(t *testing.T, tb store.Table) {
+	put(t, tb, it("T", "doc", "d"), always)
+	add(t, tb, "T", "live", 4, 0)
+	add(t, tb, "T", "expired", 9, past())
+	x := it("T", "expired-doc", "old")
+	x.Expires = past()
+	put(t, tb, x, always)
+	exp := future()
+	transactErr(t, tb, []store.Op{
+		{Kind: store.OpPut, Item: it("T", "guard", "1"), Cond: ifAbsent},
+		addOp("T", "new", 2, 0),
+		addOp("T", "live", -1, exp),
+		addOp("T", "expired", 5, 0),
+		addOp("T", "expired-doc", 1, 0),
+		addOp("T", "doc", 3, 0),
+	}, nil)
+	for sk, want := range map[string]store.Item{
+		"new":         {N: 2, Rev: 1},
+		"live":        {N: 3, Rev: 1, Expires: exp},
+		"expired":     {N: 5, Rev: 1},
+		"expired-doc": {N: 1, Rev: 1},
+		"doc":         {N: 3, Rev: 1, Data: doc("d")},
+	} {
+		g := get(t, tb, "T", sk)
+		if g.N != want.N || g.Rev != want.Rev || g.Expires != want.Expires || string(g.Data) != string(want.Data) {
+			t.Errorf("%s: %+v, want N %d rev %d expires %d data %s", sk, g, want.N, want.Rev, want.Expires, want.Data)
+		}
+	}
+	// A failing condition undoes the adds too.
+	transactErr(t, tb, []store.Op{
+		addOp("T", "live", 100, 0),
+		addOp("T", "other", 100, 0),
+		{Kind: store.OpPut, Item: it("T", "guard", "2"), Cond: ifRev(7)},
+	}, store.ErrConflict)
+	if g := get(t, tb, "T", "live"); g.N != 3 {
+		t.Errorf("failed transaction moved a counter: %+v", g)
+	}
+	absent(t, tb, "T", "other")
+	// Conditional adds are not part of the contract.
+	bad := addOp("T", "live", 1, 0)
+	bad.Cond = ifExists
+	if err := tb.Transact(ctx(t), []store.Op{bad}); err == nil || errors.Is(err, store.ErrConflict) {
+		t.Fatalf("conditional add: %v, want a non-conflict error", err)
 	}
 }
 
