@@ -44,11 +44,28 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
+	if e.outOfSpace() {
+		return outOfSpaceHelp + fmt.Sprintf(" (HTTP %d %s)", e.Status, e.Code)
+	}
 	msg := e.Message
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
 	return fmt.Sprintf("server refused (HTTP %d %s): %s", e.Status, e.Code, msg)
+}
+
+// outOfSpaceHelp explains a server that ran out of storage space (HTTP 507, or a
+// release failed with insufficient_storage) in words an app team can act on.
+const outOfSpaceHelp = "the server is out of disk space: free space on the server or run ota cleanup --keep N --now, then run the same command again"
+
+func (e *APIError) outOfSpace() bool {
+	return e.Status == http.StatusInsufficientStorage || e.Code == "insufficient_storage"
+}
+
+// isOutOfSpace reports whether err is the server's refusal for lack of storage space.
+func isOutOfSpace(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.outOfSpace()
 }
 
 // errorCode returns the server's error code of err ("" when err is not an APIError).

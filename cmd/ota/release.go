@@ -465,6 +465,8 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 			rel = done.Release
 		} else if ctx.Err() != nil {
 			return res, interruptedWaiting(o)
+		} else if isOutOfSpace(err) {
+			return res, err // nothing will validate it until space is freed: do not poll
 		} // otherwise the upload event (S3) finishes it; keep polling below
 	} else {
 		say("release %s already exists with these bytes: nothing to upload", rel.Version)
@@ -484,10 +486,14 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 	switch rel.Status {
 	case release.StatusFailed:
 		res.Error = rel.Error
+		if strings.HasPrefix(rel.Error, "insufficient_storage") {
+			return res, fmt.Errorf("release %s was not stored: %s", rel.Version, outOfSpaceHelp)
+		}
 		return res, fmt.Errorf("release %s failed validation on the server: %s", rel.Version, rel.Error)
 	case release.StatusPending:
 		if o.wait > 0 {
-			return res, fmt.Errorf("release %s is still pending after %s (see: ota release get %s --app %s)", rel.Version, o.wait, rel.Version, o.app)
+			return res, fmt.Errorf("release %s is still pending after %s: the server has not finished validating it; run the same command again to wait longer (see: ota release get %s --app %s)",
+				rel.Version, o.wait, rel.Version, o.app)
 		}
 		return res, nil
 	}
