@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/otakit/ota/shared/release"
@@ -23,7 +27,8 @@ import (
 //   AUD#<app>             / <unixnano>#<rand>              AuditEntry
 //   APP#<app>             / FAILS#<version>                counter of failure reports (expires)
 //   APP#<app>             / RO#<channel>#<salt>#att|fail    rollout install attempts / failures
-//   APP#<app>             / ADOPT#<version>                devices whose last install was this version
+//   ADOPT#<app>#<shard>   / <version>                      devices whose recorded version is this one (summed over shards)
+//   APP#<app>             / ADOPT#<version>                the same, before sharding (still read)
 //   DEDUP#<app>#<hash>    / E                              stats de-duplication marker (expires)
 //   APP#<app>             / DEVCH                          counter of devices with a channel override
 
@@ -206,15 +211,27 @@ func (s *Store) GetDevice(ctx context.Context, app, id string) (release.Device, 
 	return d.V, err
 }
 
-// UpdateDevice changes (or creates) a device record; it expires DeviceTTL after the last write.
+// UpdateDevice changes (or creates) a device record; it expires DeviceTTL after the
+// last write. It is the one writer of device records: when fn changes the recorded
+// version, the app's adoption counters move in the same transaction (old version -1,
+// new +1) under the record's revision, so no path can move a device without moving
+// its count, and a conflict retries both. fn may return ErrUnchanged to skip the write.
 func (s *Store) UpdateDevice(ctx context.Context, app, id string, fn func(d *release.Device) error) (release.Device, error) {
-	exp := s.now().Add(DeviceTTL).Unix()
-	return update(ctx, s.t, devPK(app, id), "D", exp, func(d *release.Device, ok bool) error {
-		if !ok {
-			*d = release.Device{AppID: app, ID: id}
+	pk := devPK(app, id)
+	for range maxRetries {
+		cur, err := getDoc[release.Device](ctx, s.t, pk, "D")
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return cur.V, fmt.Errorf("read device %s/%s: %w", app, id, err)
 		}
-		if err := fn(d); err != nil {
-			return err
+		if cur.Rev == 0 {
+			cur.V = release.Device{AppID: app, ID: id}
+		}
+		d, counted := cur.V, cur.V.Version
+		if err := fn(&d); err != nil {
+			if errors.Is(err, ErrUnchanged) {
+				return d, nil
+			}
+			return d, err
 		}
 		now := s.now()
 		for v, until := range d.Failed { // drop expired failure memory
@@ -223,8 +240,24 @@ func (s *Store) UpdateDevice(ctx context.Context, app, id string, fn func(d *rel
 			}
 		}
 		d.SeenAt = now.UTC()
-		return nil
-	})
+		op, err := putOp(pk, "D", d, Cond{Kind: IfRev, Rev: cur.Rev}, now.Add(DeviceTTL).Unix())
+		if err != nil {
+			return d, err
+		}
+		if d.Version == counted {
+			_, err = s.t.Put(ctx, op.Item, op.Cond)
+		} else {
+			err = s.t.Transact(ctx, append([]Op{op}, adoptionMove(app, counted, d.Version)...))
+		}
+		if errors.Is(err, ErrConflict) {
+			continue // another report for this device got there first: start over from it
+		}
+		if err != nil {
+			return d, fmt.Errorf("write device %s/%s: %w", app, id, err)
+		}
+		return d, nil
+	}
+	return release.Device{}, fmt.Errorf("update device %s/%s: %w after %d attempts", app, id, ErrConflict, maxRetries)
 }
 
 // devChannelsSK counts an app's devices with a server-side channel override, so that
@@ -376,27 +409,43 @@ func (s *Store) FailureCount(ctx context.Context, app, version string) (int64, e
 
 // ---- adoption
 
-// RecordInstall notes that device now runs version and moves it between the app's
-// per-version device counters (adoption). Repeated reports of the same version
-// change nothing.
+// AdoptShards spreads each app's adoption counters over several partitions: every
+// device moving to a new release bumps the same version's counter inside a
+// transaction, and transactions on one item conflict with each other.
+const AdoptShards = StatShards
+
+func adoptPK(app string, shard int) string { return fmt.Sprintf("ADOPT#%s#%d", app, shard) }
+
+// legacyAdoptPrefix is where counters lived before sharding (APP#<app> / ADOPT#<v>);
+// they are still summed so existing counts survive the change.
+const legacyAdoptPrefix = "ADOPT#"
+
+// adoptionMove is the counter half of a device's move from version prev to next
+// ("" = none): each side on a random shard, since only the sum over shards counts.
+func adoptionMove(app, prev, next string) []Op {
+	var ops []Op
+	for _, m := range []struct {
+		version string
+		delta   int64
+	}{{prev, -1}, {next, 1}} {
+		if m.version != "" {
+			ops = append(ops, Op{Kind: OpAdd, Item: Item{PK: adoptPK(app, rand.IntN(AdoptShards)), SK: m.version, N: m.delta}})
+		}
+	}
+	return ops
+}
+
+// RecordInstall notes that device now runs version; UpdateDevice moves the adoption
+// counters with it. Repeated reports of the same version change nothing.
 func (s *Store) RecordInstall(ctx context.Context, app, device, version string) error {
-	var prev string
-	changed := false
 	_, err := s.UpdateDevice(ctx, app, device, func(d *release.Device) error {
-		prev, changed = d.Version, d.Version != version
 		d.Version = version
 		return nil
 	})
-	if err != nil || !changed {
-		return err
+	if err != nil {
+		return fmt.Errorf("record install: %w", err)
 	}
-	if prev != "" {
-		if _, err := s.t.Add(ctx, appPK(app), "ADOPT#"+prev, -1, 0); err != nil {
-			return err
-		}
-	}
-	_, err = s.t.Add(ctx, appPK(app), "ADOPT#"+version, 1, 0)
-	return err
+	return nil
 }
 
 // Adoption is how many devices last reported running a version.
@@ -405,16 +454,30 @@ type Adoption struct {
 	Devices int64  `json:"devices"`
 }
 
-// ListAdoption returns the device count per version (versions with none left out).
+// ListAdoption returns the device count per version, sorted by version (versions
+// with none left out).
 func (s *Store) ListAdoption(ctx context.Context, app string) ([]Adoption, error) {
-	items, err := s.t.Query(ctx, Query{PK: appPK(app), Prefix: "ADOPT#"})
+	sum := map[string]int64{}
+	for shard := range AdoptShards {
+		items, err := s.t.Query(ctx, Query{PK: adoptPK(app, shard)})
+		if err != nil {
+			return nil, fmt.Errorf("read adoption of %s: %w", app, err)
+		}
+		for _, it := range items {
+			sum[it.SK] += it.N
+		}
+	}
+	legacy, err := s.t.Query(ctx, Query{PK: appPK(app), Prefix: legacyAdoptPrefix})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read adoption of %s: %w", app, err)
+	}
+	for _, it := range legacy {
+		sum[strings.TrimPrefix(it.SK, legacyAdoptPrefix)] += it.N
 	}
 	var out []Adoption
-	for _, it := range items {
-		if it.N > 0 {
-			out = append(out, Adoption{Version: it.SK[len("ADOPT#"):], Devices: it.N})
+	for _, v := range slices.Sorted(maps.Keys(sum)) {
+		if sum[v] > 0 {
+			out = append(out, Adoption{Version: v, Devices: sum[v]})
 		}
 	}
 	return out, nil

@@ -70,6 +70,8 @@ var cases = []struct {
 	{"StoreChannelConcurrent", testStoreChannelConcurrent},
 	{"StoreDeviceFailureMemory", testStoreDevice},
 	{"StoreDeviceChannelOverride", testStoreDeviceChannel},
+	{"StoreAdoptionProperty", testStoreAdoptionProperty},
+	{"StoreAdoptionLegacy", testStoreAdoptionLegacy},
 	{"StoreAPIKeysHashed", testStoreKeys},
 	{"StoreStatsSharded", testStoreStats},
 	{"StoreFirstSeen", testStoreFirstSeen},
