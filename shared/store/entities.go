@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -146,7 +148,9 @@ func (s *Store) ListChannels(ctx context.Context, app string) ([]release.Channel
 
 // UpdateChannel changes (or creates) a channel and appends the new state to its
 // history in one transaction, so concurrent writers serialize on the channel's
-// revision and history never disagrees with the channel.
+// revision and history never disagrees with the channel. A write that leaves an
+// existing channel as it was (a re-run release or rollout command) writes nothing:
+// history holds changes only, so it never pushes rollback targets out of reach.
 func (s *Store) UpdateChannel(ctx context.Context, app, name, actor, action string, fn func(c *release.Channel, exists bool) error) (release.Channel, error) {
 	pk := appPK(app)
 	for range maxRetries {
@@ -163,11 +167,25 @@ func (s *Store) UpdateChannel(ctx context.Context, app, name, actor, action stri
 			}
 			d.V.ID = id
 		}
+		// Encoded, not copied: fn may change what the channel's pointers point at.
+		before, err := json.Marshal(d.V)
+		if err != nil {
+			return d.V, fmt.Errorf("encode channel %s/%s: %w", app, name, err)
+		}
 		if err := fn(&d.V, exists); err != nil {
 			if errors.Is(err, ErrUnchanged) {
 				return d.V, nil
 			}
 			return d.V, err
+		}
+		if exists {
+			after, err := json.Marshal(d.V)
+			if err != nil {
+				return d.V, fmt.Errorf("encode channel %s/%s: %w", app, name, err)
+			}
+			if bytes.Equal(before, after) {
+				return d.V, nil
+			}
 		}
 		now := s.now().UTC()
 		d.V.UpdatedAt = now

@@ -68,6 +68,7 @@ var cases = []struct {
 	{"StoreApps", testStoreApps},
 	{"StoreReleases", testStoreReleases},
 	{"StoreChannelConcurrent", testStoreChannelConcurrent},
+	{"StoreChannelHistoryChangesOnly", testStoreChannelChangesOnly},
 	{"StoreDeviceFailureMemory", testStoreDevice},
 	{"StoreDeviceChannelOverride", testStoreDeviceChannel},
 	{"StoreAdoptionProperty", testStoreAdoptionProperty},
@@ -1004,6 +1005,51 @@ func testStoreChannelConcurrent(t *testing.T, tb store.Table) {
 	}
 	if _, err := s.GetChannel(ctx(t), "app", "production"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted channel: %v", err)
+	}
+}
+
+// testStoreChannelChangesOnly: a channel write that changes nothing appends no
+// history (re-running `ota release --channel` must not push the previous stable
+// release out of the history a rollback reads) and leaves the channel as it was.
+func testStoreChannelChangesOnly(t *testing.T, tb store.Table) {
+	s := store.New(tb)
+	set := func(fn func(c *release.Channel)) release.Channel {
+		t.Helper()
+		c, err := s.UpdateChannel(ctx(t), "app", "production", "k", "channel.set", func(c *release.Channel, _ bool) error {
+			fn(c)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	entries := func(want int) {
+		t.Helper()
+		hist, err := s.ChannelHistory(ctx(t), "app", "production", 0)
+		if err != nil || len(hist) != want {
+			t.Fatalf("history has %d entries (%v), want %d", len(hist), err, want)
+		}
+	}
+	set(func(*release.Channel) {}) // creating is a change, even with nothing set
+	entries(1)
+	v1 := set(func(c *release.Channel) { c.Stable = "1.0.0" })
+	entries(2)
+	for range 3 {
+		if c := set(func(c *release.Channel) { c.Stable = "1.0.0" }); !c.UpdatedAt.Equal(v1.UpdatedAt) || c.Stable != "1.0.0" {
+			t.Fatalf("no-op write returned %+v, want the channel as it was (%+v)", c, v1)
+		}
+		set(func(*release.Channel) {})
+	}
+	entries(2)
+	set(func(c *release.Channel) { c.Rolling = &release.Rollout{Version: "1.0.1", Percent: 10, Salt: "s"} })
+	entries(3)
+	set(func(c *release.Channel) { c.Rolling.Percent = 10 }) // same percentage, through the pointer
+	entries(3)
+	set(func(c *release.Channel) { c.Rolling.Percent = 20 })
+	entries(4)
+	if ch, err := s.GetChannel(ctx(t), "app", "production"); err != nil || ch.Rolling == nil || ch.Rolling.Percent != 20 {
+		t.Fatalf("channel %+v, %v", ch, err)
 	}
 }
 
