@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -198,7 +199,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.channelChange(w, r, a, k, name, "rollback", func(c *release.Channel, exists bool) error {
+	s.channelChange(w, r, a, k, name, store.ActionRollback, func(c *release.Channel, exists bool) error {
 		if !exists {
 			return errNoChannel
 		}
@@ -219,25 +220,23 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// previousStable finds in the history the last stable release other than current
-// and other than any release a rollback moved away from: repeating a rollback (a
-// retried command) never brings back the release it rolled back from.
+// previousStable is the first of the channel history's rollback candidates that is
+// still a ready release (store.RollbackCandidates; retention keeps that one).
 func (s *Server) previousStable(ctx context.Context, app, channel, current string) (string, error) {
-	hist, err := s.Store.ChannelHistory(ctx, app, channel, 200)
+	hist, err := s.Store.ChannelHistory(ctx, app, channel, store.RollbackHistoryDepth)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read history of channel %s: %w", channel, err)
 	}
-	rolledBack := map[string]bool{}
-	for i, e := range hist { // newest first: hist[i+1] is the state e replaced
-		if e.Action == "rollback" && i+1 < len(hist) && !hist[i+1].Channel.Builtin {
-			rolledBack[hist[i+1].Channel.Stable] = true
+	for _, v := range store.RollbackCandidates(hist, current) {
+		rel, err := s.Store.GetRelease(ctx, app, v)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
 		}
-	}
-	for _, e := range hist {
-		if v := e.Channel.Stable; v != "" && v != current && !e.Channel.Builtin && !rolledBack[v] {
-			if rel, err := s.Store.GetRelease(ctx, app, v); err == nil && rel.Status == release.StatusReady {
-				return v, nil
-			}
+		if err != nil { // not "gone": going further back would skip a good release
+			return "", fmt.Errorf("read release %s: %w", v, err)
+		}
+		if rel.Status == release.StatusReady {
+			return v, nil
 		}
 	}
 	return "", &badRequest{Status: http.StatusConflict, Code: "no_previous_release", Msg: "no earlier release in the channel history; use --to VERSION or --builtin"}

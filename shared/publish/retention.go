@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -25,7 +26,8 @@ import (
 
 const (
 	// CleanupHistoryDepth: releases named by one of a channel's last entries of
-	// history are kept, so `ota rollback` always finds its target.
+	// history are kept too, a margin for `ota rollback --to` beyond the release a
+	// plain `ota rollback` goes back to (always kept, see Reachable).
 	CleanupHistoryDepth = 20
 	// CleanupMinAge: an unreferenced object younger than this is kept (an ingest or a
 	// patch computation may be about to reference it).
@@ -86,9 +88,10 @@ type Report struct {
 }
 
 // Cleanup deletes the app's ready and failed releases older than its newest keep
-// ready ones that no channel serves (stable or rolling) and that no recent channel
-// history names, with their bundles, manifests and patches, then the objects nothing
-// references any more. Pending releases are never deleted.
+// ready ones that no channel can reach (Reachable: served, rolled out, the target of
+// a rollback, or named by recent history), with their bundles, manifests and
+// patches, then the objects nothing references any more. Pending releases are never
+// deleted.
 func (p *Pipeline) Cleanup(ctx context.Context, app string, keep int) (Report, error) {
 	return p.CleanupWith(ctx, app, CleanupOptions{Keep: keep})
 }
@@ -108,10 +111,15 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 	if err != nil {
 		return rep, err
 	}
-	refs, err := p.referencedVersions(ctx, app)
+	isReady := map[string]bool{}
+	for _, r := range rels {
+		isReady[r.Version] = r.Status == release.StatusReady
+	}
+	chs, err := p.readChannels(ctx, app, nil)
 	if err != nil {
 		return rep, err
 	}
+	refs := Reachable(chs, func(v string) bool { return isReady[v] }, CleanupHistoryDepth)
 	gone := map[string]bool{}
 	ready := 0 // ready releases seen so far, newest first
 	for _, r := range rels {
@@ -132,7 +140,7 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 			continue
 		}
 		if !o.DryRun {
-			kept, err := p.deleteRelease(ctx, r)
+			kept, err := p.deleteRelease(ctx, r, chs, func(v string) bool { return isReady[v] && !gone[v] })
 			if err != nil {
 				rep.Errors = append(rep.Errors, fmt.Sprintf("release %s: %v", r.Version, err))
 				rep.Kept = append(rep.Kept, KeptRelease{Version: r.Version, Reason: "delete failed"})
@@ -200,12 +208,20 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 	return rep, nil
 }
 
-// referencedVersions names every version a channel of app serves or recently served.
-func (p *Pipeline) referencedVersions(ctx context.Context, app string) (map[string]string, error) {
-	chs, err := p.Store.ListChannels(ctx, app)
-	if err != nil {
-		return nil, err
-	}
+// ChannelRefs is a channel with its history (newest first, at most
+// store.RollbackHistoryDepth entries): what retention needs to know what it can reach.
+type ChannelRefs struct {
+	Channel release.Channel
+	History []store.ChannelEvent
+}
+
+// Reachable names every release a channel can still serve or reach in one step, with
+// the reason: its stable release and its rollout (also halted), the release a plain
+// rollback would go back to (the first of store.RollbackCandidates that is ready, as
+// the rollback picks it), and the stable and rolling releases of its last recent
+// history entries. ready says whether a version is a ready release. Device overrides
+// pin devices to channels, not releases, so they reach nothing of their own.
+func Reachable(chs []ChannelRefs, ready func(version string) bool, recent int) map[string]string {
 	refs := map[string]string{}
 	add := func(v, why string) {
 		if v != "" && refs[v] == "" {
@@ -213,42 +229,69 @@ func (p *Pipeline) referencedVersions(ctx context.Context, app string) (map[stri
 		}
 	}
 	for _, c := range chs {
-		add(c.Stable, "channel "+c.Name+" (stable)")
-		if c.Rolling != nil {
-			add(c.Rolling.Version, "channel "+c.Name+" (rollout)")
+		add(c.Channel.Stable, "channel "+c.Channel.Name+" (stable)")
+		if ro := c.Channel.Rolling; ro != nil {
+			add(ro.Version, "channel "+c.Channel.Name+" (rollout)")
 		}
 	}
 	for _, c := range chs {
-		hist, err := p.Store.ChannelHistory(ctx, app, c.Name, CleanupHistoryDepth)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range hist {
-			add(e.Channel.Stable, "channel "+c.Name+" history (rollback target)")
-			if e.Channel.Rolling != nil {
-				add(e.Channel.Rolling.Version, "channel "+c.Name+" history (rollback target)")
+		for _, v := range store.RollbackCandidates(c.History, c.Channel.Stable) {
+			if ready(v) {
+				add(v, "channel "+c.Channel.Name+" history (rollback target)")
+				break
 			}
 		}
 	}
-	return refs, nil
+	for _, c := range chs {
+		for _, e := range c.History[:min(recent, len(c.History))] {
+			add(e.Channel.Stable, "channel "+c.Channel.Name+" history (recent)")
+			if e.Channel.Rolling != nil {
+				add(e.Channel.Rolling.Version, "channel "+c.Channel.Name+" history (recent)")
+			}
+		}
+	}
+	return refs
+}
+
+// readChannels reads app's channels with their histories. A channel found as it was
+// in prev keeps the history read then (history only changes with its channel).
+func (p *Pipeline) readChannels(ctx context.Context, app string, prev []ChannelRefs) ([]ChannelRefs, error) {
+	chs, err := p.Store.ListChannels(ctx, app)
+	if err != nil {
+		return nil, fmt.Errorf("list channels of %s: %w", app, err)
+	}
+	out := make([]ChannelRefs, 0, len(chs))
+	for _, c := range chs {
+		i := slices.IndexFunc(prev, func(x ChannelRefs) bool { return reflect.DeepEqual(x.Channel, c) })
+		if i >= 0 {
+			out = append(out, prev[i])
+			continue
+		}
+		hist, err := p.Store.ChannelHistory(ctx, app, c.Name, store.RollbackHistoryDepth)
+		if err != nil {
+			return nil, fmt.Errorf("read history of channel %s/%s: %w", app, c.Name, err)
+		}
+		out = append(out, ChannelRefs{Channel: c, History: hist})
+	}
+	return out, nil
 }
 
 // deleteRelease removes a release record, then its bundle and manifest. If a channel
-// took the release meanwhile, the record is put back before any object is touched,
-// and the reason is returned.
-func (p *Pipeline) deleteRelease(ctx context.Context, r release.Release) (kept string, err error) {
+// came to need the release meanwhile (chs is what the run started from, ready says
+// which other releases are still there), the record is put back before any object is
+// touched, and the reason is returned.
+func (p *Pipeline) deleteRelease(ctx context.Context, r release.Release, chs []ChannelRefs, ready func(string) bool) (kept string, err error) {
 	if err := p.Store.DeleteRelease(ctx, r.AppID, r.Version); err != nil && !goneErr(err) {
 		return "", err
 	}
-	chs, err := p.Store.ListChannels(ctx, r.AppID)
+	now, err := p.readChannels(ctx, r.AppID, chs)
 	if err == nil {
-		for _, c := range chs {
-			if c.Stable == r.Version || (c.Rolling != nil && c.Rolling.Version == r.Version) {
-				if err := p.Store.CreateRelease(ctx, r); err != nil && !errors.Is(err, store.ErrExists) {
-					return "", fmt.Errorf("channel %s took the release during cleanup and restoring it failed: %w", c.Name, err)
-				}
-				return "channel " + c.Name + " (taken during cleanup)", nil
+		refs := Reachable(now, func(v string) bool { return v == r.Version || ready(v) }, CleanupHistoryDepth)
+		if why := refs[r.Version]; why != "" {
+			if err := p.Store.CreateRelease(ctx, r); err != nil && !errors.Is(err, store.ErrExists) {
+				return "", fmt.Errorf("%s took the release during cleanup and restoring it failed: %w", why, err)
 			}
+			return why + " (taken during cleanup)", nil
 		}
 	}
 	if err != nil {

@@ -321,6 +321,30 @@ func TestCleanup(t *testing.T) {
 	e.checkIntegrity()
 }
 
+// TestCleanupKeepsRollbackTarget: however long the history since, the release a
+// rollback goes back to survives cleanup --keep 1; the next one back does not.
+func TestCleanupKeepsRollbackTarget(t *testing.T) {
+	e := newRetEnv(t)
+	ctx := context.Background()
+	e.app("a")
+	for _, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
+		e.publish("a", v, map[string]string{"app.js": v})
+		e.setChannel("a", "production", func(c *release.Channel) { c.Stable = v })
+	}
+	for range 2 * CleanupHistoryDepth { // changes that push 1.0.1 out of the recent window
+		e.setChannel("a", "production", func(c *release.Channel) { c.Public = !c.Public })
+	}
+	e.clock.advance(3 * time.Hour)
+	rep, err := e.pipe.Cleanup(ctx, "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Deleted, []string{"1.0.0"}) || keptReason(rep, "1.0.1") != "channel production history (rollback target)" {
+		t.Fatalf("deleted %v, kept %+v: want 1.0.0 deleted and 1.0.1 kept as the rollback target", rep.Deleted, rep.Kept)
+	}
+	e.checkIntegrity()
+}
+
 func TestCleanupBadInput(t *testing.T) {
 	e := newRetEnv(t)
 	e.app("a")
