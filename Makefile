@@ -7,7 +7,7 @@ LAMBDA_FLAGS := -trimpath -ldflags "-s -w" -tags lambda.norpc
 
 include sam.mk
 
-.PHONY: run test test-short vet build sizes deploy emulators emulators-stop bench tools clean
+.PHONY: run test test-short vet build sizes deploy emulators emulators-stop bench soak tools clean
 
 run: ## start otad on ./.ota-data and print the quickstart
 	$(GO) run ./cmd/otad --data ./.ota-data --addr 127.0.0.1:8080
@@ -47,6 +47,9 @@ bench: ## rerunnable benchmarks: patch create/apply, the check handler stack (OT
 	$(GO) test -run '^$$' -bench . -benchmem ./shared/delta/
 	$(GO) test -run '^$$' -bench CapgoCheck -benchmem ./shared/api/
 	@if [ -n "$$OTA_BENCH_PUBLISH" ]; then $(GO) test -run TestBenchPublishBig -v -timeout 60m ./cmd/ota; fi
+
+soak: ## bounded soak of otad on loopback: mixed load, a kill -9 and restart, exact counts, leaks (SOAK_FLAGS="-duration 10m -concurrency 64")
+	bash infra/soak/soak.sh $(SOAK_FLAGS)
 
 clean:
 	rm -rf .build bin
