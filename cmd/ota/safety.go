@@ -148,11 +148,15 @@ func (c *client) auditLog(ctx context.Context, app string, limit int) ([]store.A
 	return out.Entries, c.do(ctx, "GET", path, nil, &out)
 }
 
-func (c *client) cleanupApp(ctx context.Context, app string, keep int, dry bool) (publish.Report, error) {
+func (c *client) cleanupApp(ctx context.Context, app string, keep int, dry, now bool) (publish.Report, error) {
 	var out struct {
 		Report publish.Report `json:"report"`
 	}
-	return out.Report, c.do(ctx, "POST", "/v1/apps/"+esc(app)+"/cleanup", map[string]any{"keep": keep, "dry_run": dry}, &out)
+	body := map[string]any{"keep": keep, "dry_run": dry}
+	if now {
+		body["now"] = true // only when asked: older servers ignore it
+	}
+	return out.Report, c.do(ctx, "POST", "/v1/apps/"+esc(app)+"/cleanup", body, &out)
 }
 
 // ---- flag checks (before any request)
@@ -330,6 +334,12 @@ func printCleanup(w io.Writer, r publish.Report) error {
 	fmt.Fprintf(w, "patch records %s: %d; objects %s: %d files, %d patches, %d orphans\n", verb, r.Patches, verb, r.Files, r.PatchObjects, r.Orphans)
 	if r.RecentObjects > 0 {
 		fmt.Fprintf(w, "%d unreferenced objects kept: younger than %v (a publish may still need them)\n", r.RecentObjects, publish.CleanupMinAge)
+		switch {
+		case r.RecentReason != "":
+			fmt.Fprintln(w, "young files kept: "+r.RecentReason)
+		case !r.Now:
+			fmt.Fprintln(w, "to reclaim the space of deleted releases at once (e.g. after a full disk), run again with --now")
+		}
 	}
 	if r.FileSweep != "" && r.FileSweep != "done" {
 		fmt.Fprintln(w, "files: "+r.FileSweep)
@@ -593,16 +603,19 @@ func newAuditCmd(g *globals) *cobra.Command {
 func newCleanupCmd(g *globals) *cobra.Command {
 	var app string
 	var keep int
-	var dry bool
+	var dry, now bool
 	cmd := &cobra.Command{
-		Use:   "cleanup --app APP_ID --keep N [--dry-run]",
+		Use:   "cleanup --app APP_ID --keep N [--dry-run] [--now]",
 		Short: "Delete old releases no channel needs, and files and patches nothing references",
-		Long: "Keep the newest N ready releases and delete older ready or failed ones, unless a channel serves\n" +
-			"them (stable or rollout) or names them in its last 20 history entries (rollback targets).\n" +
-			"Their bundles, manifests and patches go too, then content-addressed files and patches no\n" +
-			"remaining release uses. Objects younger than an hour are kept (a publish may be using them).",
+		Long: "Keep the newest N ready releases and delete older ready or failed ones, unless a channel can\n" +
+			"still reach them: it serves them (stable or rollout), `ota rollback` would go back to them, or\n" +
+			"its last 20 history entries name them. Their bundles, manifests and patches go too, then\n" +
+			"content-addressed files and patches no remaining release uses. Objects younger than an hour\n" +
+			"are kept (a publish may be using them); --now deletes young objects of deleted releases too\n" +
+			"(after a full disk), except files while any release is still pending with its upload.",
 		Example: "  ota cleanup --app com.example.app --keep 10 --dry-run\n" +
-			"  ota cleanup --app com.example.app --keep 10",
+			"  ota cleanup --app com.example.app --keep 10\n" +
+			"  ota cleanup --app com.example.app --keep 3 --now",
 		Args: cobra.NoArgs,
 		RunE: apiCall[publish.Report]{
 			g: g, app: &app,
@@ -616,7 +629,7 @@ func newCleanupCmd(g *globals) *cobra.Command {
 				return nil
 			},
 			call: func(ctx context.Context, cl *client, _ []string) (publish.Report, error) {
-				return cl.cleanupApp(ctx, app, keep, dry)
+				return cl.cleanupApp(ctx, app, keep, dry, now)
 			},
 			json:  inKey[publish.Report]("report"),
 			human: printCleanup,
@@ -626,5 +639,6 @@ func newCleanupCmd(g *globals) *cobra.Command {
 	fl.StringVar(&app, "app", "", "app id (required)")
 	fl.IntVar(&keep, "keep", 0, "newest ready releases to keep, at least 1 (required)")
 	fl.BoolVar(&dry, "dry-run", false, "show what would be deleted, delete nothing")
+	fl.BoolVar(&now, "now", false, "also delete objects of deleted releases younger than an hour (reclaim space at once)")
 	return cmd
 }

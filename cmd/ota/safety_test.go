@@ -203,7 +203,9 @@ func TestSafetyCommands(t *testing.T) {
 			[]string{"rollout.auto_halt", "key_abc", "2026-11-02 10:00:01Z"}},
 		{"cleanup", append([]string{"cleanup"}, append(app, "--keep", "2", "--dry-run")...),
 			sfRequest{"POST", "/v1/apps/com.example.app/cleanup", "", map[string]any{"keep": 2.0, "dry_run": true}},
-			[]string{"dry run", "releases would delete: 0.9.0", "rollback target", "4 files"}},
+			[]string{"dry run", "releases would delete: 0.9.0", "rollback target", "4 files", "run again with --now"}},
+		{"cleanup now", append([]string{"cleanup"}, append(app, "--keep", "2", "--now")...),
+			sfRequest{"POST", "/v1/apps/com.example.app/cleanup", "", map[string]any{"keep": 2.0, "dry_run": false, "now": true}}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

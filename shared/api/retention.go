@@ -21,6 +21,7 @@ func retentionAdminRoutes() []Route {
 type cleanupInput struct {
 	Keep   *int `json:"keep"`
 	DryRun bool `json:"dry_run"`
+	Now    bool `json:"now"` // young objects of gone releases too (publish.CleanupOptions.Now)
 }
 
 func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +43,7 @@ func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "not_available", "cleanup is not available on this server")
 		return
 	}
-	rep, err := s.Pipeline.CleanupWith(r.Context(), a.ID, publish.CleanupOptions{Keep: *in.Keep, DryRun: in.DryRun})
+	rep, err := s.Pipeline.CleanupWith(r.Context(), a.ID, publish.CleanupOptions{Keep: *in.Keep, DryRun: in.DryRun, Now: in.Now})
 	if err != nil {
 		s.writeErr(w, r, storeErr(err, "app"))
 		return
@@ -56,6 +57,9 @@ func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
 	}
 	detail := fmt.Sprintf("deleted=%s patches=%d files=%d patch_objects=%d orphans=%d",
 		strings.Join(rep.Deleted, ","), rep.Patches, rep.Files, rep.PatchObjects, rep.Orphans)
+	if in.Now {
+		detail += " now"
+	}
 	if len(rep.Errors) > 0 {
 		detail += fmt.Sprintf(" errors=%d", len(rep.Errors))
 	}

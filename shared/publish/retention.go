@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -54,6 +55,10 @@ var (
 type CleanupOptions struct {
 	Keep   int  // the newest Keep ready releases are kept, and failed ones newer than them (at least 1)
 	DryRun bool // report what would be deleted; delete nothing
+	// Now reclaims space at once (after a disk-full): objects of gone releases are
+	// deleted however young, except what a publish in progress may use (see
+	// sweepObjects for the rule).
+	Now bool
 }
 
 // KeptRelease is an older release cleanup kept, and why.
@@ -67,8 +72,9 @@ type Report struct {
 	App     string        `json:"app"`
 	Keep    int           `json:"keep"`
 	DryRun  bool          `json:"dry_run,omitempty"`
-	Deleted []string      `json:"deleted"` // releases deleted (record, bundle, manifest)
-	Kept    []KeptRelease `json:"kept"`    // every release kept, with the reason
+	Now     bool          `json:"now,omitempty"` // young objects of gone releases were not spared
+	Deleted []string      `json:"deleted"`       // releases deleted (record, bundle, manifest)
+	Kept    []KeptRelease `json:"kept"`          // every release kept, with the reason
 	// Patches counts patch records deleted (to or from a release that is gone, or
 	// whose object is missing).
 	Patches int `json:"patches"`
@@ -81,6 +87,8 @@ type Report struct {
 	Restored int `json:"restored,omitempty"`
 	// RecentObjects counts unreferenced objects kept because they are younger than CleanupMinAge.
 	RecentObjects int `json:"recent_objects"`
+	// RecentReason says, with Now, why young files were kept all the same.
+	RecentReason string `json:"recent_reason,omitempty"`
 	// FileSweep is "done", or why files were not swept this time (the next run retries).
 	FileSweep string `json:"file_sweep"`
 	// Errors lists deletions that failed; they are retried by the next cleanup.
@@ -96,9 +104,9 @@ func (p *Pipeline) Cleanup(ctx context.Context, app string, keep int) (Report, e
 	return p.CleanupWith(ctx, app, CleanupOptions{Keep: keep})
 }
 
-// CleanupWith is Cleanup with options (dry run).
+// CleanupWith is Cleanup with options (dry run, now).
 func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions) (Report, error) {
-	rep := Report{App: app, Keep: o.Keep, DryRun: o.DryRun, Deleted: []string{}, Kept: []KeptRelease{}, FileSweep: "done"}
+	rep := Report{App: app, Keep: o.Keep, DryRun: o.DryRun, Now: o.Now, Deleted: []string{}, Kept: []KeptRelease{}, FileSweep: "done"}
 	if o.Keep < 1 {
 		return rep, refuse(400, "invalid_keep", "keep must be at least 1")
 	}
@@ -173,6 +181,8 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 		return exists[v], nil
 	}
 	// Patch records to or from a release that no longer exists (this run or earlier).
+	// dead remembers when each one's object was made, for the sweep (see sweepObjects).
+	dead := map[string]time.Time{}
 	for _, kind := range []string{KindTree, KindFlux} {
 		ps, err := p.Store.ListPatches(ctx, app, kind)
 		if err != nil {
@@ -199,10 +209,13 @@ func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions
 					continue
 				}
 			}
+			if !from || !to {
+				dead[pt.Key] = pt.Created
+			}
 			rep.Patches++
 		}
 	}
-	if err := p.sweepObjects(ctx, app, gone, o.DryRun, &rep); err != nil {
+	if err := p.sweepObjects(ctx, app, gone, dead, o, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -317,10 +330,31 @@ func goneErr(err error) bool {
 // sweepObjects deletes unreferenced objects: this app's bundles and manifests without
 // a release, patch objects no patch record of any app names, and content-addressed
 // files no manifest of any app names. gone are this app's releases deleted by this
-// run (or, dry, that would be).
-func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string]bool, dry bool, rep *Report) error {
-	now := p.Store.Now()
+// run (or, dry, that would be), dead the patch records it deleted (key: the
+// record's creation).
+//
+// Objects younger than CleanupMinAge are kept: a publish may be about to reference
+// them. With o.Now that grace is skipped where no publish can:
+//   - bundles and manifests no release record names: a publish creates its record
+//     before anything can be uploaded, so no publish references them;
+//   - patch objects of patch records this run deleted, unless written again after
+//     that record was made (a computation in progress writes its object before its
+//     record, and patch objects are content-addressed);
+//   - content-addressed files no manifest names, when once they are listed no
+//     release of any app is pending with an uploaded bundle, however old (an
+//     ingest, or a retried one, writes a release's files before its manifest and
+//     skips files that exist: a file shared with a publish in progress must not
+//     go). Files of releases that became ready since the manifests were read are
+//     kept, and the sweep stops if such an upload appears. A publish whose upload
+//     lands later writes the files it misses; one that raced the sweep gets them
+//     back from its bundle (repairFiles).
+//
+// Other young objects (a patch object with no deleted record naming it: possibly a
+// computation in progress) keep the grace.
+func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string]bool, dead map[string]time.Time, o CleanupOptions, rep *Report) error {
+	now, dry := p.Store.Now(), o.DryRun
 	sw := &sweeper{p: p, rep: rep, dry: dry, now: now}
+	always := func(string, blob.Info) bool { return o.Now }
 
 	// This app's bundles and manifests whose release record is gone.
 	for _, kind := range []struct{ prefix, ext string }{{"bundles/" + app + "/", ".zip"}, {"manifests/" + app + "/", ".json"}} {
@@ -339,7 +373,7 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 				}
 				continue // a release has it
 			}
-			sw.consider(ctx, k, &rep.Orphans)
+			sw.consider(ctx, k, &rep.Orphans, always)
 		}
 	}
 
@@ -368,14 +402,18 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 	if err != nil {
 		return fmt.Errorf("list patches/: %w", err)
 	}
+	deadPatch := func(key string, info blob.Info) bool {
+		made, ok := dead[key]
+		return o.Now && ok && !info.ModTime.After(made.Add(clockSlack))
+	}
 	for _, k := range keys {
 		if !patchKeys[k] {
-			sw.consider(ctx, k, &rep.PatchObjects)
+			sw.consider(ctx, k, &rep.PatchObjects, deadPatch)
 		}
 	}
 
 	// Content-addressed files.
-	if why, err := p.ingestInFlight(ctx, apps, now); err != nil || why != "" {
+	if why, err := p.ingestInFlight(ctx, apps, now, ingestWindow); err != nil || why != "" {
 		if err != nil {
 			why = err.Error()
 		}
@@ -395,6 +433,15 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 	if err != nil {
 		return fmt.Errorf("list files/: %w", err)
 	}
+	window, young := ingestWindow, false
+	if o.Now {
+		if young, err = p.youngFilesSafe(ctx, apps, since, files, rep); err != nil {
+			return err
+		}
+		if young {
+			window = anyAge // from now on any pending upload stops the sweep
+		}
+	}
 	deleted := map[string]bool{}
 	defer func() {
 		if len(deleted) > 0 && !dry {
@@ -407,7 +454,7 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 		}
 		if len(deleted) > 0 && len(deleted)%cleanupBatch == 0 {
 			// A publish may have started since: stop rather than delete under it.
-			if why, err := p.ingestInFlight(ctx, apps, p.Store.Now()); err != nil || why != "" {
+			if why, err := p.ingestInFlight(ctx, apps, p.Store.Now(), window); err != nil || why != "" {
 				if err != nil {
 					why = err.Error()
 				}
@@ -415,7 +462,7 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 				return nil
 			}
 		}
-		if sw.consider(ctx, k, &rep.Files) {
+		if sw.consider(ctx, k, &rep.Files, func(string, blob.Info) bool { return young }) {
 			deleted[k] = true
 		}
 	}
@@ -510,9 +557,9 @@ type sweeper struct {
 	now time.Time
 }
 
-// consider deletes key when it is old enough and counts it; it reports whether it
-// deleted (or, dry, would delete).
-func (s *sweeper) consider(ctx context.Context, key string, count *int) bool {
+// consider deletes key when it is old enough, or noGrace says its age does not
+// matter, and counts it; it reports whether it deleted (or, dry, would delete).
+func (s *sweeper) consider(ctx context.Context, key string, count *int, noGrace func(key string, info blob.Info) bool) bool {
 	info, err := s.p.Blobs.Stat(ctx, key)
 	if errors.Is(err, blob.ErrNotFound) {
 		return false
@@ -521,7 +568,7 @@ func (s *sweeper) consider(ctx context.Context, key string, count *int) bool {
 		s.rep.Errors = append(s.rep.Errors, fmt.Sprintf("stat %s: %v", key, err))
 		return false
 	}
-	if s.now.Sub(info.ModTime) < minObjectAge {
+	if s.now.Sub(info.ModTime) < minObjectAge && !noGrace(key, info) {
 		s.rep.RecentObjects++
 		return false
 	}
@@ -535,10 +582,14 @@ func (s *sweeper) consider(ctx context.Context, key string, count *int) bool {
 	return true
 }
 
+// anyAge is an ingest window that takes every pending upload, however old, as
+// possibly being ingested (a retried ingest can start at any time).
+const anyAge = time.Duration(math.MaxInt64)
+
 // ingestInFlight names a pending release (of any app) that may be being ingested:
-// its bundle was uploaded less than IngestWindow ago. Releases created since apps
-// was listed are found by listing again.
-func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now time.Time) (string, error) {
+// its bundle was uploaded less than window (IngestWindow, or anyAge) ago. Releases
+// created since apps was listed are found by listing again.
+func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now time.Time, window time.Duration) (string, error) {
 	fresh, err := p.Store.ListApps(ctx)
 	if err != nil {
 		return "", err
@@ -564,12 +615,54 @@ func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now t
 			if err != nil {
 				return "", err
 			}
-			if now.Sub(info.ModTime) < ingestWindow {
+			if now.Sub(info.ModTime) < window {
 				return fmt.Sprintf("release %s@%s is being published", r.AppID, r.Version), nil
 			}
 		}
 	}
 	return "", nil
+}
+
+// youngFilesSafe reports whether files younger than the grace may go (cleanup
+// --now): no release of any app is pending with an uploaded bundle, and the files of
+// releases that became ready since the manifests were read (at since) are added to
+// files. It runs after the files are listed, so an ingest that wrote any of them is
+// seen here (still pending, or ready since). Why not is left in rep.RecentReason.
+func (p *Pipeline) youngFilesSafe(ctx context.Context, apps []release.App, since time.Time, files map[string]bool, rep *Report) (bool, error) {
+	why, err := p.ingestInFlight(ctx, apps, p.Store.Now(), anyAge)
+	if err != nil {
+		return false, err
+	}
+	if why != "" {
+		rep.RecentReason = why + " (pending with its upload: finish or delete it to reclaim young files now)"
+		return false, nil
+	}
+	for _, a := range apps {
+		rels, err := p.Store.ListReleases(ctx, a.ID)
+		if err != nil {
+			return false, fmt.Errorf("list releases of %s: %w", a.ID, err)
+		}
+		for _, r := range rels {
+			if r.Status != release.StatusReady || r.ReadyAt.Before(since.Add(-clockSlack)) {
+				continue
+			}
+			key := blob.ManifestKey(r.AppID, r.Version)
+			m, err := p.readManifest(ctx, key)
+			if errors.Is(err, blob.ErrNotFound) {
+				continue // chunk and encrypted releases have none
+			}
+			if err != nil {
+				rep.RecentReason = fmt.Sprintf("manifest %s unreadable: %v", key, err)
+				return false, nil
+			}
+			for _, f := range m.Files {
+				if sha256Re.MatchString(f.SHA256) {
+					files[blob.FileKey(f.SHA256)] = true
+				}
+			}
+		}
+	}
+	return true, nil
 }
 
 // referencedFiles reads the manifest of every release of every app (but the gone ones
