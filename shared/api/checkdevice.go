@@ -30,6 +30,17 @@ func checkDeviceCheckRoutes() []Route {
 	}
 }
 
+// Input limits of the check-device routes (docs/protocols.md, Input limits): the
+// check body is a flat object of short strings.
+const (
+	cdMaxBody        = 16 << 10
+	cdMaxNative      = 64  // binary_version, platform_version
+	cdMaxUpdateID    = 128 // current_update_id / snapshot_id and the {id} of snapshot routes: a version or release id
+	cdMaxDeviceToken = 512 // the Authorization header's token (tokens are set with at least 16 characters)
+)
+
+var cdLimits = jsonLimits{Body: cdMaxBody, Depth: 4, Items: 64, String: 1 << 10}
+
 // cdRequest is the check body; every field is a string (a wrong type is a 400).
 type cdRequest struct {
 	DeviceID        string `json:"device_id"`
@@ -90,8 +101,14 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_app_id", "invalid app id")
 		return
 	}
+	// A protected app's token is checked before the body is read.
+	ctx := r.Context()
+	if err := s.cdAuthorize(r, app); err != nil {
+		s.cdAuthError(w, r, err)
+		return
+	}
 	var in cdRequest
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, cdLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -111,13 +128,8 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 	case !validPlatform(platform):
 		writeError(w, http.StatusBadRequest, "invalid_platform", "invalid platform")
 		return
-	case len(in.BinaryVersion) > 64 || len(in.PlatformVersion) > 64 || len(cur) > 128:
+	case len(in.BinaryVersion) > cdMaxNative || len(in.PlatformVersion) > cdMaxNative || len(cur) > cdMaxUpdateID:
 		writeError(w, http.StatusBadRequest, "invalid_field", "field too long")
-		return
-	}
-	ctx := r.Context()
-	if err := s.cdAuthorize(r, app); err != nil {
-		s.cdAuthError(w, r, err)
 		return
 	}
 	// The current update may be named by release id or by version: Decide compares
@@ -235,7 +247,7 @@ func (s *Server) cdFind(ctx context.Context, app, ref string) (release.Release, 
 // cdSnapshot resolves {appId}/{id} to a servable zip release.
 func (s *Server) cdSnapshot(w http.ResponseWriter, r *http.Request) (release.Release, bool) {
 	app, id := r.PathValue("appId"), r.PathValue("id")
-	if release.ValidAppID(app) != nil || len(id) > 128 {
+	if release.ValidAppID(app) != nil || len(id) > cdMaxUpdateID {
 		writeError(w, http.StatusNotFound, "snapshot_not_found", "no such snapshot")
 		return release.Release{}, false
 	}
@@ -333,7 +345,7 @@ func (s *Server) cdAuthorize(r *http.Request, app string) error {
 		return err
 	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(store.HashKey(strings.TrimSpace(tok))), []byte(a.DeviceTokenHash)) != 1 {
+	if !ok || len(tok) > cdMaxDeviceToken || subtle.ConstantTimeCompare([]byte(store.HashKey(strings.TrimSpace(tok))), []byte(a.DeviceTokenHash)) != 1 {
 		return errDeviceToken
 	}
 	return nil

@@ -18,6 +18,16 @@ func deviceConfirmRoutes() []Route {
 	}
 }
 
+// Input limits of the report route (docs/protocols.md, Input limits): a flat object
+// of short strings.
+const (
+	deviceMaxBody   = 16 << 10
+	deviceMaxID     = 128
+	deviceMaxDetail = 4 << 10 // free text from the client; logged nowhere, stored nowhere
+)
+
+var deviceLimits = jsonLimits{Body: deviceMaxBody, Depth: 4, Items: 64, String: deviceMaxDetail}
+
 type deviceReportInput struct {
 	AppID    string `json:"app_id"`
 	DeviceID string `json:"device_id"`
@@ -29,7 +39,11 @@ type deviceReportInput struct {
 
 func (s *Server) deviceReport(w http.ResponseWriter, r *http.Request) {
 	var in deviceReportInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, deviceLimits, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := checkFields(field{"detail", in.Detail, deviceMaxDetail}); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -39,7 +53,7 @@ func (s *Server) deviceReport(w http.ResponseWriter, r *http.Request) {
 	case release.ValidAppID(in.AppID) != nil:
 		s.writeErr(w, r, errBad("invalid_app_id", "app_id is missing or invalid"))
 		return
-	case in.DeviceID == "" || len(in.DeviceID) > 128:
+	case in.DeviceID == "" || len(in.DeviceID) > deviceMaxID:
 		s.writeErr(w, r, errBad("invalid_device_id", "device_id is missing or too long"))
 		return
 	case release.ValidVersion(in.Version) != nil:

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/otakit/ota/shared/blob"
@@ -34,6 +36,29 @@ func nativeUpdateConfirmRoutes() []Route {
 	return []Route{
 		{"POST", "/api/v1/updates/confirm", GroupConfirm, (*Server).nuConfirm},
 	}
+}
+
+// Input limits of the native-update routes (docs/protocols.md, Input limits):
+// devices send a short query string, the confirm body is a flat object of a few
+// short strings.
+const (
+	nuMaxQuery    = 4 << 10 // bytes of a check query string (the web fallback adds a few parameters)
+	nuMaxVersion  = 128     // currentVersion: what the app reports it runs
+	nuMaxDeviceID = 128     // as validDeviceID
+	nuMaxPlatform = 32      // as validPlatform
+	nuMaxBody     = 16 << 10
+)
+
+var nuConfirmLimits = jsonLimits{Body: nuMaxBody, Depth: 4, Items: 64, String: 1 << 10}
+
+// nuQuery parses a check query string, refusing one over nuMaxQuery bytes before
+// parsing it.
+func nuQuery(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	if queryTooLong(r, nuMaxQuery) {
+		nuBad(w, codeQueryTooLong)
+		return nil, false
+	}
+	return r.URL.Query(), true
 }
 
 // nuAnswer is the update answer: a superset of the field names every client
@@ -87,7 +112,11 @@ func (s *Server) nuDeviceCheck(w http.ResponseWriter, r *http.Request) {
 		nuBad(w, "invalid_app_id")
 		return
 	}
-	ch := r.URL.Query().Get("channel")
+	q, ok := nuQuery(w, r)
+	if !ok {
+		return
+	}
+	ch := q.Get("channel")
 	if ch != "" && release.ValidChannel(ch) != nil {
 		nuBad(w, "invalid_channel")
 		return
@@ -98,7 +127,10 @@ func (s *Server) nuDeviceCheck(w http.ResponseWriter, r *http.Request) {
 // nuAPICheck serves the documented GET /api/v1/updates/check. deviceId is our
 // extension: with it the device gets rollout bucketing and failure memory.
 func (s *Server) nuAPICheck(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := nuQuery(w, r)
+	if !ok {
+		return
+	}
 	app := q.Get("appId")
 	if app == "" {
 		app = s.cfg.DefaultApp
@@ -117,7 +149,7 @@ func (s *Server) nuAPICheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cur := q.Get("currentVersion")
-	if len(cur) > 128 {
+	if len(cur) > nuMaxVersion {
 		nuBad(w, "invalid_current_version")
 		return
 	}
@@ -208,6 +240,10 @@ func nuSignature(sigs release.Signatures, scheme string) (sig, alg string) {
 // nuBundle serves GET /api/v1/bundles/{version}?appId= and
 // GET /native-update/{appId}/bundles/{version}: a 302 to a short-lived signed URL.
 func (s *Server) nuBundle(w http.ResponseWriter, r *http.Request) {
+	if queryTooLong(r, nuMaxQuery) {
+		writeError(w, http.StatusBadRequest, codeQueryTooLong, fmt.Sprintf("the query string is at most %d bytes", nuMaxQuery))
+		return
+	}
 	app := r.PathValue("appId")
 	if app == "" {
 		app = r.URL.Query().Get("appId")
@@ -255,7 +291,7 @@ type nuConfirmBody struct {
 // stays local); apps whose JS calls it feed failure memory and failure rates.
 func (s *Server) nuConfirm(w http.ResponseWriter, r *http.Request) {
 	var b nuConfirmBody
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &b); err != nil {
+	if err := s.decodeBody(r, nuConfirmLimits, &b); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -360,9 +396,9 @@ func (s *Server) servableRelease(ctx context.Context, app, version string) (rele
 // failure memory must find the same device whichever route it came through.
 func normDeviceID(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-// validDeviceID accepts "" (unknown) or up to 128 printable ASCII characters.
+// validDeviceID accepts "" (unknown) or up to nuMaxDeviceID printable ASCII characters.
 func validDeviceID(s string) bool {
-	if len(s) > 128 {
+	if len(s) > nuMaxDeviceID {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -375,7 +411,7 @@ func validDeviceID(s string) bool {
 
 // validPlatform accepts "" (unknown) or a short lowercase word (ios, android, web...).
 func validPlatform(s string) bool {
-	if len(s) > 32 {
+	if len(s) > nuMaxPlatform {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

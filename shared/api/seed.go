@@ -34,7 +34,13 @@ func seedCheckRoutes() []Route {
 const (
 	seedNotAvailable = "NATIVE_OTA_BUNDLE_NOT_AVAILABLE"
 	seedAppRequired  = "NATIVE_APP_REQUIRED"
+	seedQueryTooLong = "QUERY_TOO_LONG"
 )
+
+// seedMaxQuery bounds the query string (appId, channel, version: the app sends none
+// of them on the path form). The values themselves are bounded by their validation
+// (release.ValidAppID, ValidChannel, ValidVersion), as the path values are.
+const seedMaxQuery = 2 << 10
 
 func seedError(w http.ResponseWriter, status int, detail string) {
 	writeJSON(w, status, map[string]string{"detail": detail})
@@ -60,6 +66,10 @@ type seedTarget struct {
 func (s *Server) seedResolve(w http.ResponseWriter, r *http.Request) (seedTarget, bool) {
 	t := seedTarget{app: r.PathValue("appId"), channel: r.PathValue("channel")}
 	t.pathForm = t.app != ""
+	if queryTooLong(r, seedMaxQuery) {
+		seedError(w, http.StatusBadRequest, seedQueryTooLong)
+		return t, false
+	}
 	q := r.URL.Query()
 	if !t.pathForm {
 		t.app, t.channel = q.Get("appId"), q.Get("channel")
