@@ -14,6 +14,10 @@ var (
 	errForbidden    = &badRequest{Status: http.StatusForbidden, Code: "forbidden", Msg: "this API key may not do that"}
 )
 
+// maxAPIKey bounds the API key a request carries (header or path): secrets are 52
+// characters, and a longer one is refused without being hashed or looked up.
+const maxAPIKey = 256
+
 // bearer returns the API key of a request: the Authorization header, or the path
 // value "key" on routes that carry it in the URL (Flux cannot send headers).
 func bearer(r *http.Request) string {
@@ -30,7 +34,7 @@ func bearer(r *http.Request) string {
 // authKey checks the request's API key.
 func (s *Server) authKey(r *http.Request) (store.APIKey, error) {
 	secret := bearer(r)
-	if secret == "" {
+	if secret == "" || len(secret) > maxAPIKey {
 		return store.APIKey{}, errUnauthorized
 	}
 	k, err := s.Store.LookupKey(r.Context(), secret)

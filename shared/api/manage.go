@@ -43,6 +43,29 @@ func manageUploadRoutes() []Route {
 	}
 }
 
+// Input limits of the management API (docs/protocols.md, Input limits). Every
+// route checks the API key before it reads a body, and every body is bounded as a
+// whole and field by field before anything is stored.
+const (
+	manageMaxBody   = 64 << 10
+	manageMaxDepth  = 8
+	manageMaxItems  = 256      // any array or object
+	manageMaxString = 16 << 10 // any one string as sent
+	manageMaxName   = 256      // app and key names
+	manageMaxSecret = 512      // flux_secret (device_token: cdMaxDeviceToken, what the header may carry)
+	// manageMaxKeyApps bounds the apps one key is scoped to.
+	manageMaxKeyApps = 100
+	// manageMaxNotes bounds release notes: they go out in every update answer.
+	manageMaxNotes     = 8 << 10
+	manageMaxPlatform  = 32
+	manageMaxMinNative = 64 // as a version
+	// manageMaxSignature bounds each signature field: RSA-4096 in base64 is 684
+	// bytes, Capgo's encrypted checksum 512 hex, a seed statement a few hundred.
+	manageMaxSignature = 4 << 10
+)
+
+var manageLimits = jsonLimits{Body: manageMaxBody, Depth: manageMaxDepth, Items: manageMaxItems, String: manageMaxString}
+
 type appView struct {
 	release.App
 	FluxSecret      string `json:"flux_secret,omitempty"`       // never echoed back
@@ -138,7 +161,25 @@ type appInput struct {
 	NativeUpdateSignature *string `json:"native_update_signature"`
 }
 
+// checkLimits refuses an app input with a field longer than its limit.
+func (in appInput) checkLimits() error {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return checkFields(
+		field{"name", str(in.Name), manageMaxName},
+		field{"flux_secret", str(in.FluxSecret), manageMaxSecret},
+		field{"device_token", str(in.DeviceToken), cdMaxDeviceToken},
+	)
+}
+
 func (in appInput) apply(a *release.App) error {
+	if err := in.checkLimits(); err != nil {
+		return err
+	}
 	if in.Name != nil {
 		a.Name = *in.Name
 	}
@@ -180,7 +221,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in appInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -213,7 +254,7 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in appInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -242,7 +283,11 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in publish.Input
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := checkReleaseInput(&in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -256,6 +301,38 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"release": rel, "upload": up})
 }
 
+// checkReleaseInput refuses a release with a field longer than its limit. The
+// pipeline checks what the values mean (version, sha256 and format by patterns that
+// bound them too).
+func checkReleaseInput(in *publish.Input) error {
+	if len(in.MinNative) > manageMaxMinNative {
+		return errBad("invalid_min_native", "min_native is at most %d bytes", manageMaxMinNative)
+	}
+	sig := in.Signatures
+	return checkFields(
+		field{"platform", in.Platform, manageMaxPlatform},
+		field{"notes", in.Notes, manageMaxNotes},
+		field{"signatures.pss", sig.PSS, manageMaxSignature},
+		field{"signatures.pkcs1", sig.PKCS1, manageMaxSignature},
+		field{"signatures.flux", sig.Flux, manageMaxSignature},
+		field{"signatures.session_key", sig.SessionKey, manageMaxSignature},
+		field{"signatures.enc_checksum", sig.EncChecksum, manageMaxSignature},
+		field{"signatures.key_id", sig.KeyID, manageMaxSignature},
+		field{"signatures.statement", sig.Statement, manageMaxSignature},
+		field{"signatures.statement_sig", sig.StatementSig, manageMaxSignature},
+	)
+}
+
+// versionParam validates the {version} path value: a name no release can have is
+// refused before it reaches the store (whose keys have a length limit of their own).
+func versionParam(r *http.Request) (string, error) {
+	v := r.PathValue("version")
+	if err := release.ValidVersion(v); err != nil {
+		return "", errBad("invalid_version", "%v", err)
+	}
+	return v, nil
+}
+
 // completeRelease is called by the CLI after its upload. Where this process owns the
 // pipeline (otad, also on S3 storage where no S3 event reaches it) it validates the
 // bundle now; on Lambda the S3 event does that and this only reports the status.
@@ -266,7 +343,11 @@ func (s *Server) completeRelease(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	version := r.PathValue("version")
+	version, err := versionParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	rel, err := s.Store.GetRelease(r.Context(), a.ID, version)
 	if err != nil {
 		s.writeErr(w, r, storeErr(err, "release"))
@@ -300,7 +381,12 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	rel, err := s.Store.GetRelease(r.Context(), a.ID, r.PathValue("version"))
+	version, err := versionParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	rel, err := s.Store.GetRelease(r.Context(), a.ID, version)
 	if err != nil {
 		s.writeErr(w, r, storeErr(err, "release"))
 		return
@@ -337,7 +423,11 @@ func (s *Server) deleteRelease(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	version := r.PathValue("version")
+	version, err := versionParam(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	if _, err := s.Store.GetRelease(r.Context(), a.ID, version); err != nil {
 		s.writeErr(w, r, storeErr(err, "release"))
 		return
@@ -376,7 +466,11 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
-		c, err := s.Store.GetChannel(ctx, a.ID, r.PathValue("channel"))
+		name := r.PathValue("channel")
+		if err := release.ValidChannel(name); err != nil {
+			return nil, errBad("invalid_channel", "%v", err)
+		}
+		c, err := s.Store.GetChannel(ctx, a.ID, name)
 		if err != nil {
 			return nil, storeErr(err, "channel")
 		}
@@ -409,7 +503,7 @@ func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in channelInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -422,6 +516,10 @@ func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Version != nil {
+		if err := release.ValidVersion(*in.Version); err != nil {
+			s.writeErr(w, r, errBad("invalid_version", "%v", err))
+			return
+		}
 		if err := s.requireReady(r, a.ID, *in.Version); err != nil {
 			s.writeErr(w, r, err)
 			return
@@ -501,8 +599,16 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in keyInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
+		return
+	}
+	if err := checkFields(field{"name", in.Name, manageMaxName}); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if len(in.Apps) > manageMaxKeyApps {
+		s.writeErr(w, r, errTooMany("apps", manageMaxKeyApps))
 		return
 	}
 	if len(in.Apps) == 0 {

@@ -31,7 +31,7 @@ func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in cleanupInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

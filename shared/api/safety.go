@@ -94,7 +94,7 @@ func (s *Server) setRollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in rolloutInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in rollbackInput
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
