@@ -70,13 +70,59 @@ const (
 	// capgoMaxManifestFiles bounds the per-file manifest (answer size, URL signing
 	// work); larger bundles are served as the zip alone.
 	capgoMaxManifestFiles = 5000
-	// capgoMaxEvents bounds one stats request (the plugin batches at most 200).
-	capgoMaxEvents = 500
 	// capgoDedupTTL is how long a stats event fingerprint is remembered (retries).
 	capgoDedupTTL = 48 * time.Hour
+)
+
+// Input limits of every Capgo route (docs/protocols.md, Input limits). A plugin's
+// device description is a flat object of well under 2 KB: the limits leave room for
+// every plugin line and refuse only what no plugin sends. Going over one is a 4xx in
+// the Capgo form (capgoFail), checked before anything is looked up or written.
+const (
+	capgoMaxBody      = 64 << 10 // updates and channel_self bodies
+	capgoMaxStatsBody = 1 << 20  // a stats batch
+	capgoMaxSizeBody  = 6 << 20  // manifest_size: up to capgoMaxManifestFiles entries echoed with signed URLs
+	capgoMaxDepth     = 8        // nesting, unknown fields included (metadata is one level)
+	// capgoMaxItems bounds any array or object; the lists the server reads have
+	// their own, lower limit and code (capgoMaxEvents, capgoMaxManifestFiles).
+	capgoMaxItems  = 2 * capgoMaxManifestFiles
+	capgoMaxString = 16 << 10 // any one string as sent, unknown fields too
+	capgoMaxQuery  = 4 << 10  // channel_self GET and DELETE query strings
+	// capgoMaxEvents bounds one stats request (the plugin batches at most 200).
+	capgoMaxEvents = 500
+
+	capgoMaxAppID    = 128 // as release.ValidAppID
+	capgoMaxDeviceID = 128 // as capgoDeviceRe
+	capgoMaxPlatform = 32
+	// capgoMaxChannel bounds device-sent channel names: no channel name is longer.
+	capgoMaxChannel = 64
+	// capgoMaxPluginVersion bounds plugin_version.
+	capgoMaxPluginVersion = 64
 	// capgoMaxKeyID is the longest key_id: plugins send 4 or 20 characters, and
 	// Capgo's backend refuses more than 20.
 	capgoMaxKeyID = 20
+	// capgoMaxVersionName bounds version_name and old_version_name: a version, or
+	// "<version>:<file>" in per-file failure stats.
+	capgoMaxVersionName   = 64 + 1 + capgoMaxSizeFileName
+	capgoMaxNative        = 128 // version_build, version_code, version_os: free text in store builds
+	capgoMaxCustomID      = 256
+	capgoMaxInstallSource = 256 // an installer package name
+	capgoMaxAction        = 64  // as capgoActionRe
+	capgoMaxTimestamp     = 32  // epoch milliseconds, as a JSON number
+	// capgoMaxMetadata bounds one stats event's metadata (the plugin keeps each
+	// value under 2 KiB and sends a dozen of them).
+	capgoMaxMetadata = 64 << 10
+	// Limits of one manifest_size entry: hashes of encrypted manifests are 512 hex
+	// characters, paths and signed URLs stay far below these.
+	capgoMaxSizeFileName = 1024
+	capgoMaxSizeFileHash = 1024
+	capgoMaxSizeURL      = 4096
+)
+
+var (
+	capgoLimits      = jsonLimits{Body: capgoMaxBody, Depth: capgoMaxDepth, Items: capgoMaxItems, String: capgoMaxString}
+	capgoStatsLimits = jsonLimits{Body: capgoMaxStatsBody, Depth: capgoMaxDepth, Items: capgoMaxItems, String: capgoMaxString}
+	capgoSizeLimits  = jsonLimits{Body: capgoMaxSizeBody, Depth: capgoMaxDepth, Items: capgoMaxItems, String: capgoMaxString}
 )
 
 // capgoInfo is the device description every plugin request carries (createInfoObject
@@ -100,6 +146,43 @@ type capgoInfo struct {
 
 var capgoDeviceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
 
+// checkLimits refuses a device description with a field longer than its limit. It
+// runs on every body as decoded, before normalize: fields that have a code of their
+// own keep it.
+func (in *capgoInfo) checkLimits() error {
+	for _, f := range []struct {
+		code, name, value string
+		max               int
+	}{
+		{"invalid_app_id", "app_id", in.AppID, capgoMaxAppID},
+		{"invalid_device_id", "device_id", in.DeviceID, capgoMaxDeviceID},
+		{"invalid_channel", "defaultChannel", in.DefaultChannel, capgoMaxChannel},
+		{"invalid_plugin_version", "plugin_version", in.PluginVersion, capgoMaxPluginVersion},
+		{"invalid_key_id", "key_id", in.KeyID, capgoMaxKeyID},
+		{codeFieldTooLong, "platform", in.Platform, capgoMaxPlatform},
+		{codeFieldTooLong, "version_name", in.VersionName, capgoMaxVersionName},
+		{codeFieldTooLong, "version_build", in.VersionBuild, capgoMaxNative},
+		{codeFieldTooLong, "version_code", in.VersionCode, capgoMaxNative},
+		{codeFieldTooLong, "version_os", in.VersionOS, capgoMaxNative},
+		{codeFieldTooLong, "custom_id", in.CustomID, capgoMaxCustomID},
+		{codeFieldTooLong, "install_source", in.InstallSource, capgoMaxInstallSource},
+	} {
+		if len(f.value) > f.max {
+			return errBad(f.code, "%s is at most %d bytes", f.name, f.max)
+		}
+	}
+	return nil
+}
+
+// capgoRead decodes a Capgo body within lim into v and checks the limits of the
+// device description it carries.
+func (s *Server) capgoRead(r *http.Request, lim jsonLimits, v any, in *capgoInfo) error {
+	if err := s.decodeBody(r, lim, v); err != nil {
+		return err
+	}
+	return in.checkLimits()
+}
+
 // normalize checks and canonicalizes the fields the server uses.
 func (in *capgoInfo) normalize() error {
 	in.AppID = strings.TrimSpace(in.AppID)
@@ -118,9 +201,6 @@ func (in *capgoInfo) normalize() error {
 	in.VersionName = strings.TrimSpace(in.VersionName)
 	in.VersionBuild = strings.TrimSpace(in.VersionBuild)
 	in.DefaultChannel = strings.TrimSpace(in.DefaultChannel)
-	if len(in.KeyID) > capgoMaxKeyID {
-		return errBad("invalid_key_id", "key_id is at most %d characters", capgoMaxKeyID)
-	}
 	return nil
 }
 
@@ -192,10 +272,21 @@ func (s *Server) capgoBadInput(w http.ResponseWriter, r *http.Request, err error
 	writeJSON(w, http.StatusInternalServerError, capgoNoUpdate{Error: "internal", Message: "internal error", Kind: capgoFailed})
 }
 
+// capgoFail answers an error of the other Capgo routes (stats, channel_self,
+// manifest_size): client errors in the same Capgo form, anything else as writeErr.
+func (s *Server) capgoFail(w http.ResponseWriter, r *http.Request, err error) {
+	var br *badRequest
+	if errors.As(err, &br) {
+		writeJSON(w, br.Status, capgoNoUpdate{Error: br.Code, Message: br.Msg, Kind: capgoFailed})
+		return
+	}
+	s.writeErr(w, r, err)
+}
+
 func (s *Server) capgoUpdates(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var in capgoInfo
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &in); err != nil {
+	if err := s.capgoRead(r, capgoLimits, &in, &in); err != nil {
 		s.capgoBadInput(w, r, err)
 		return
 	}

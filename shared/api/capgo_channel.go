@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/otakit/ota/shared/release"
@@ -57,13 +58,6 @@ func capgoConfirmRoutes() []Route {
 		{"DELETE", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelUnset},
 	}
 }
-
-const (
-	// capgoMaxChannel bounds device-sent channel names: no channel name is longer.
-	capgoMaxChannel = 64
-	// capgoMaxPluginVersion bounds plugin_version.
-	capgoMaxPluginVersion = 64
-)
 
 // Channel codes the plugin knows (setChannel fires channelPrivate on the first two).
 const (
@@ -228,7 +222,7 @@ type capgoChannelReq struct {
 
 // capgoChannelInput reads a channel_self body and resolves its app.
 func (s *Server) capgoChannelInput(r *http.Request, in *capgoChannelReq, needDevice bool) (release.App, error) {
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, in); err != nil {
+	if err := s.capgoRead(r, capgoLimits, in, &in.capgoInfo); err != nil {
 		return release.App{}, err
 	}
 	in.Channel = strings.TrimSpace(in.Channel)
@@ -252,6 +246,15 @@ func (s *Server) capgoChannelApp(ctx context.Context, in *capgoInfo, needDevice 
 	return app, err
 }
 
+// capgoQuery parses the query string of the channel_self routes that carry their
+// fields there, refusing one over capgoMaxQuery bytes before parsing it.
+func capgoQuery(r *http.Request) (url.Values, error) {
+	if queryTooLong(r, capgoMaxQuery) {
+		return nil, errBad(codeQueryTooLong, "the query string is at most %d bytes", capgoMaxQuery)
+	}
+	return r.URL.Query(), nil
+}
+
 // capgoRefuse answers a valid channel_self request the server declines: HTTP 200, so
 // that every plugin line reads the code.
 func capgoRefuse(w http.ResponseWriter, code, msg string) {
@@ -265,12 +268,12 @@ func (s *Server) capgoChannelSet(w http.ResponseWriter, r *http.Request) {
 	var in capgoChannelReq
 	app, err := s.capgoChannelInput(r, &in, true)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	name := in.Channel
 	if name == "" {
-		writeError(w, http.StatusBadRequest, "missing_channel", "channel is required")
+		s.capgoFail(w, r, errBad("missing_channel", "channel is required"))
 		return
 	}
 	serverSide := capgoServerSideChannel(in.PluginVersion)
@@ -278,7 +281,7 @@ func (s *Server) capgoChannelSet(w http.ResponseWriter, r *http.Request) {
 		// A device on a channel that does not allow self-assignment cannot leave it.
 		cur, ch, err := s.capgoStoredChannel(ctx, app.ID, in.DeviceID)
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.capgoFail(w, r, err)
 			return
 		}
 		if ch != nil && !ch.AllowSelfSet {
@@ -290,7 +293,7 @@ func (s *Server) capgoChannelSet(w http.ResponseWriter, r *http.Request) {
 	if release.ValidChannel(name) == nil {
 		cs, err := s.state.channel(ctx, app.ID, name)
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.capgoFail(w, r, err)
 			return
 		}
 		ch = cs.ch
@@ -316,7 +319,7 @@ func (s *Server) capgoChannelSet(w http.ResponseWriter, r *http.Request) {
 		override = "" // back to the default: no override, as Capgo drops it
 	}
 	if err := s.capgoSetOverride(ctx, app.ID, in.DeviceID, override); err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -337,7 +340,7 @@ func (s *Server) capgoChannelGet(w http.ResponseWriter, r *http.Request) {
 	var in capgoChannelReq
 	app, err := s.capgoChannelInput(r, &in, false)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	switch {
@@ -351,7 +354,7 @@ func (s *Server) capgoChannelGet(w http.ResponseWriter, r *http.Request) {
 	case in.DeviceID != "":
 		name, ch, err := s.capgoStoredChannel(ctx, app.ID, in.DeviceID)
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.capgoFail(w, r, err)
 			return
 		}
 		if ch != nil {
@@ -363,7 +366,7 @@ func (s *Server) capgoChannelGet(w http.ResponseWriter, r *http.Request) {
 	// The channel the device's checks are answered from.
 	name, _, err := s.capgoNamedChannel(ctx, app, in.DefaultChannel)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, capgoChannelAnswer{Channel: name, Status: "default"})
@@ -373,16 +376,24 @@ func (s *Server) capgoChannelGet(w http.ResponseWriter, r *http.Request) {
 // as a bare array with numeric ids.
 func (s *Server) capgoChannelList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	q := r.URL.Query()
+	q, err := capgoQuery(r)
+	if err != nil {
+		s.capgoFail(w, r, err)
+		return
+	}
 	in := capgoInfo{AppID: q.Get("app_id"), DeviceID: q.Get("device_id"), Platform: q.Get("platform")}
+	if err := in.checkLimits(); err != nil {
+		s.capgoFail(w, r, err)
+		return
+	}
 	app, err := s.capgoChannelApp(ctx, &in, false)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	chans, err := s.Store.ListChannels(ctx, app.ID)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	emulator, devBuild := q.Get("is_emulator") == "true", q.Get("is_prod") == "false"
@@ -412,21 +423,22 @@ func (s *Server) capgoChannelUnset(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if r.ContentLength != 0 {
 		app, err = s.capgoChannelInput(r, &in, true)
+	} else if q, qerr := capgoQuery(r); qerr != nil {
+		err = qerr
 	} else {
-		q := r.URL.Query()
 		in.AppID, in.DeviceID, in.PluginVersion = q.Get("app_id"), q.Get("device_id"), q.Get("plugin_version")
-		if err = capgoChannelFields(&in.capgoInfo, ""); err == nil {
+		if err = in.checkLimits(); err == nil {
 			app, err = s.capgoChannelApp(ctx, &in.capgoInfo, true)
 		}
 	}
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	if capgoServerSideChannel(in.PluginVersion) {
 		name, ch, err := s.capgoStoredChannel(ctx, app.ID, in.DeviceID)
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.capgoFail(w, r, err)
 			return
 		}
 		if ch != nil && !ch.AllowSelfSet {
@@ -435,7 +447,7 @@ func (s *Server) capgoChannelUnset(w http.ResponseWriter, r *http.Request) {
 		}
 		if name != "" { // an override whose channel is gone goes too
 			if err := s.capgoSetOverride(ctx, app.ID, in.DeviceID, ""); err != nil {
-				s.writeErr(w, r, err)
+				s.capgoFail(w, r, err)
 				return
 			}
 		}

@@ -26,17 +26,6 @@ import (
 	"github.com/otakit/ota/shared/release"
 )
 
-const (
-	// capgoMaxSizeBody bounds a manifest_size body: the device echoes up to
-	// capgoMaxManifestFiles entries, each with a signed URL of a few hundred bytes.
-	capgoMaxSizeBody = 6 << 20
-	// Limits of one echoed entry: hashes of encrypted manifests are 512 hex
-	// characters, paths and signed URLs stay far below these.
-	capgoMaxSizeFileName = 1024
-	capgoMaxSizeFileHash = 1024
-	capgoMaxSizeURL      = 4096
-)
-
 // capgoSizeRequest is the manifest_size body. Capgo's backend also reads "files"
 // when "manifest" is absent.
 type capgoSizeRequest struct {
@@ -66,12 +55,16 @@ type capgoSizeAnswer struct {
 // capgoManifestSize answers how many bytes the listed files of a release weigh.
 func (s *Server) capgoManifestSize(w http.ResponseWriter, r *http.Request) {
 	var in capgoSizeRequest
-	if err := decodeJSON(r, max(s.cfg.MaxJSONBody, capgoMaxSizeBody), &in); err != nil {
-		s.writeErr(w, r, err)
+	if err := s.capgoRead(r, capgoSizeLimits, &in, &in.capgoInfo); err != nil {
+		s.capgoFail(w, r, err)
+		return
+	}
+	if len(in.Version) > capgoMaxVersionName {
+		s.capgoFail(w, r, errBad(codeFieldTooLong, "version is at most %d bytes", capgoMaxVersionName))
 		return
 	}
 	if err := in.normalize(); err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	entries := in.Manifest
@@ -80,12 +73,12 @@ func (s *Server) capgoManifestSize(w http.ResponseWriter, r *http.Request) {
 	}
 	files, err := capgoSizeFiles(entries)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	sizes, err := s.capgoFileSizes(r.Context(), in.AppID, in.Version)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	a := capgoSizeAnswer{Files: files}

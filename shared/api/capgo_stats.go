@@ -104,10 +104,6 @@ func capgoOutcomeKind(ev *capgoEvent) OutcomeKind {
 	return OutcomeInfo
 }
 
-// capgoMaxMetadata bounds the metadata read for classification (the plugin keeps
-// each value under 2 KiB and sends a dozen of them).
-const capgoMaxMetadata = 16 << 10
-
 // meta returns a string value of the event's metadata, "" when absent, not a
 // string or the metadata is not a small object.
 func (ev *capgoEvent) meta(key string) string {
@@ -126,7 +122,7 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	events, err := s.capgoReadEvents(r)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.capgoFail(w, r, err)
 		return
 	}
 	type counter struct {
@@ -207,7 +203,7 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 // event is type-checked before anything is written, so a bad body writes nothing.
 func (s *Server) capgoReadEvents(r *http.Request) ([]capgoEvent, error) {
 	var raw json.RawMessage
-	if err := decodeJSON(r, s.cfg.MaxJSONBody, &raw); err != nil {
+	if err := s.decodeBody(r, capgoStatsLimits, &raw); err != nil {
 		return nil, err
 	}
 	raw = bytes.TrimSpace(raw)
@@ -238,6 +234,26 @@ func (s *Server) capgoReadEvents(r *http.Request) ([]capgoEvent, error) {
 			}
 			return nil, errBad("invalid_json", "event %d: %v", i, err)
 		}
+		if err := events[i].checkLimits(); err != nil {
+			var br *badRequest
+			if errors.As(err, &br) {
+				br.Msg = fmt.Sprintf("event %d: %s", i, br.Msg)
+			}
+			return nil, err
+		}
 	}
 	return events, nil
+}
+
+// checkLimits refuses an event with a field longer than its limit.
+func (ev *capgoEvent) checkLimits() error {
+	if err := ev.capgoInfo.checkLimits(); err != nil {
+		return err
+	}
+	return checkFields(
+		field{"action", ev.Action, capgoMaxAction},
+		field{"old_version_name", ev.OldVersionName, capgoMaxVersionName},
+		field{"timestamp", ev.Timestamp.String(), capgoMaxTimestamp},
+		field{"metadata", string(ev.Metadata), capgoMaxMetadata},
+	)
 }

@@ -39,7 +39,8 @@ type Config struct {
 	// StateTTL is how long channel state is cached per process: a channel change
 	// reaches devices at most this late.
 	StateTTL time.Duration
-	// MaxJSONBody limits device and management JSON bodies.
+	// MaxJSONBody, when set, lowers every JSON body limit to it; 0 leaves each
+	// route's own limit (docs/protocols.md, Input limits).
 	MaxJSONBody int64
 	// MaxUploadBody limits bundle uploads received by otad or inline (Flux).
 	MaxUploadBody int64
@@ -58,9 +59,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateTTL <= 0 {
 		c.StateTTL = 5 * time.Second
-	}
-	if c.MaxJSONBody <= 0 {
-		c.MaxJSONBody = 1 << 20
 	}
 	if c.MaxUploadBody <= 0 {
 		c.MaxUploadBody = 256 << 20
