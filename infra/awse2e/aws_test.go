@@ -400,7 +400,14 @@ func TestDuplicateEventsAndConcurrentUploads(t *testing.T) {
 		t.Fatalf("presigned PUT: %d", code)
 	}
 	h := s3event.Handler{Ingester: e.deps.Pipeline, Bucket: e.bucket}
-	ev := s3Event(e.bucket, "bundles/"+app+"/2.0.0.zip")
+	pending, err := e.deps.Store.GetRelease(ctx, app, "2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := s3Event(e.bucket, pending.BundleKey) // the key the presigned PUT wrote
+	if !strings.HasPrefix(pending.BundleKey, "bundles/"+app+"/2.0.0/") {
+		t.Fatalf("bundle key %q", pending.BundleKey)
+	}
 	var wg2 sync.WaitGroup
 	errs := make(chan error, 3)
 	for range 3 {

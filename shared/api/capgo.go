@@ -401,7 +401,7 @@ func (s *Server) capgoWriteUpdate(w http.ResponseWriter, r *http.Request, in *ca
 		capgoAnswer(w, capgoFailed, release.ReasonNoBundle, "Channel "+channel+" has no zip bundle")
 		return
 	}
-	zipURL, err := s.capgoURL(ctx, r, blob.BundleKey(rel.AppID, rel.Version))
+	zipURL, err := s.capgoURL(ctx, r, blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey))
 	if err != nil {
 		s.capgoBadInput(w, r, err)
 		return

@@ -179,7 +179,7 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 	if err != nil {
 		return cdUpdate{}, err
 	}
-	artifact, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version), s.cfg.URLTTL)
+	artifact, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey), s.cfg.URLTTL)
 	if err != nil {
 		return cdUpdate{}, err
 	}
@@ -276,7 +276,7 @@ func (s *Server) cdSnapshotZip(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := s.URLs.URL(r.Context(), blob.BundleKey(rel.AppID, rel.Version), s.cfg.URLTTL)
+	u, err := s.URLs.URL(r.Context(), blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey), s.cfg.URLTTL)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

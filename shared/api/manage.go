@@ -354,12 +354,13 @@ func (s *Server) completeRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rel.Status == release.StatusPending && s.inProcessPatches() {
-		err := s.Pipeline.Ingest(r.Context(), blob.BundleKey(a.ID, version))
+		err := s.Pipeline.Ingest(r.Context(), blob.BundleKey(a.ID, version, rel.BundleKey))
 		var pe *publish.Error
 		switch {
 		case errors.Is(err, blob.ErrNotFound):
 			s.writeErr(w, r, &badRequest{Status: http.StatusConflict, Code: "upload_missing", Msg: "no uploaded bytes for this release yet"})
 			return
+		case errors.Is(err, publish.ErrBusy): // another request is validating it: answer pending
 		case err != nil && !errors.As(err, &pe): // a refusal is recorded on the release
 			s.writeErr(w, r, err)
 			return
@@ -428,7 +429,8 @@ func (s *Server) deleteRelease(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	if _, err := s.Store.GetRelease(r.Context(), a.ID, version); err != nil {
+	rel, err := s.Store.GetRelease(r.Context(), a.ID, version)
+	if err != nil {
 		s.writeErr(w, r, storeErr(err, "release"))
 		return
 	}
@@ -447,7 +449,7 @@ func (s *Server) deleteRelease(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, storeErr(err, "release"))
 		return
 	}
-	for _, key := range []string{blob.BundleKey(a.ID, version), blob.ManifestKey(a.ID, version)} {
+	for _, key := range []string{blob.BundleKey(a.ID, version, rel.BundleKey), blob.ManifestKey(a.ID, version)} {
 		if err := s.Blobs.Delete(r.Context(), key); err != nil {
 			s.Log.Warn("delete object failed", "key", key, "err", err)
 		}

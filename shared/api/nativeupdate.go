@@ -185,7 +185,7 @@ func (s *Server) nuCheck(w http.ResponseWriter, r *http.Request, q release.Quest
 		nuNoUpdate(w)
 		return
 	}
-	u, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version), s.cfg.URLTTL)
+	u, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey), s.cfg.URLTTL)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -269,7 +269,7 @@ func (s *Server) nuBundle(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	u, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version), s.cfg.URLTTL)
+	u, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey), s.cfg.URLTTL)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -124,11 +124,12 @@ func (s *Server) precomputeLater(app, version string) {
 	if s.Pipeline == nil || !s.inProcessPatches() {
 		return
 	}
-	err := s.patchJobs.start("precompute/"+app+"/"+version, func(ctx context.Context) {
+	// One job per release: uploads and completions of one release all ask for it.
+	err := s.patchJobs.start("precompute/"+app+"/"+version, s.sweepAfter(func(ctx context.Context) {
 		if err := s.Pipeline.Precompute(ctx, app, version); err != nil {
 			s.Log.Warn("precompute patches failed", "app", app, "version", version, "err", err)
 		}
-	})
+	}))
 	if err != nil {
 		s.Log.Warn("precompute not scheduled", "app", app, "version", version, "err", err)
 	}
@@ -157,16 +158,38 @@ func (s *Server) requestPatch(ctx context.Context, app, kind, from, to string) {
 	if err != nil {
 		return
 	}
-	err = s.patchJobs.start(key, func(ctx context.Context) {
+	err = s.patchJobs.start(key, s.sweepAfter(func(ctx context.Context) {
 		var perr *publish.Error
 		if err := s.Pipeline.HandlePatchRequest(ctx, key); errors.As(err, &perr) {
 			s.Log.Info("patch request dropped", "key", key, "err", err)
 		} else if err != nil {
 			s.Log.Warn("patch request failed", "key", key, "err", err)
 		}
-	})
+	}))
 	if err != nil {
 		// The marker stays; it is rewritten once stale, which asks again.
 		s.Log.Warn("patch request not scheduled", "key", key, "err", err)
+	}
+}
+
+// tempSweepAge: an entry of the pipeline's temp folder unchanged that long is no
+// running work's (an upload or a job writes to it all along).
+const tempSweepAge = time.Hour
+
+// sweepAfter runs fn, then removes what was left in the pipeline's temp folder by
+// work that died without cleaning up (each job removes its own folder as it ends;
+// otad sweeps the rest at start). Without a folder of its own (TempDir "": the
+// system's temp folder, shared) nothing is swept.
+func (s *Server) sweepAfter(fn func(ctx context.Context)) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		fn(ctx)
+		if s.Pipeline == nil || s.Pipeline.TempDir == "" {
+			return
+		}
+		if n, err := publish.SweepTemp(s.Pipeline.TempDir, tempSweepAge); err != nil {
+			s.Log.Warn("sweep temp folder", "dir", s.Pipeline.TempDir, "err", err)
+		} else if n > 0 {
+			s.Log.Info("removed stale temp files", "count", n)
+		}
 	}
 }

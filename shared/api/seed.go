@@ -169,7 +169,7 @@ func (s *Server) seedDownload(w http.ResponseWriter, r *http.Request) {
 		seedError(w, http.StatusNotFound, seedNotAvailable)
 		return
 	}
-	err := s.serveObject(w, r, download{key: blob.BundleKey(rel.AppID, rel.Version), contentType: "application/zip",
+	err := s.serveObject(w, r, download{key: blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey), contentType: "application/zip",
 		etag: `"` + rel.SHA256 + `"`, cacheControl: cache})
 	if errors.Is(err, blob.ErrNotFound) {
 		seedError(w, http.StatusNotFound, seedNotAvailable)

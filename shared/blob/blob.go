@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -46,25 +48,53 @@ type Store interface {
 }
 
 // Object keys, in one place so otad, the Lambdas and the patch step agree.
-func BundleKey(app, version string) string { return "bundles/" + app + "/" + version + ".zip" }
+//
+// A bundle's key names one creation of a release, not just its version:
+// bundles/<app>/<version>/<nonce>.zip, the nonce drawn when the release record is
+// created and kept on it (release.Release.BundleKey). An upload URL is signed for a
+// key; once a version is deleted and published again, URLs of the earlier creation
+// point at a key no release reads: otad refuses them and, on S3 (where a presigned
+// URL cannot be revoked), the patch function drops and deletes what they wrote. A new
+// key per creation also keeps CDN caches, which hold bundles as immutable, from
+// serving the earlier bytes. Releases created before keep bundles/<app>/<version>.zip.
+
+// BundleKey is where a release's bundle is: stored is the key recorded on the
+// release, "" for releases older than per-creation keys.
+func BundleKey(app, version, stored string) string {
+	if stored != "" {
+		return stored
+	}
+	return "bundles/" + app + "/" + version + ".zip"
+}
+
+// NewBundleKey is the key of a release being created; nonce is drawn per creation
+// (16 lowercase hex digits).
+func NewBundleKey(app, version, nonce string) string {
+	return "bundles/" + app + "/" + version + "/" + nonce + ".zip"
+}
+
 func ManifestKey(app, version string) string {
 	return "manifests/" + app + "/" + version + ".json"
 }
 func FileKey(sha256hex string) string        { return "files/" + sha256hex[:2] + "/" + sha256hex }
 func PatchKey(kind, sha256hex string) string { return "patches/" + kind + "/" + sha256hex }
 
-// ParseBundleKey is the inverse of BundleKey (used on S3 events).
+// ParseBundleKey is the inverse of BundleKey and NewBundleKey (used on uploads and S3
+// events): the app and version a bundle key belongs to.
 func ParseBundleKey(key string) (app, version string, ok bool) {
 	rest, ok := strings.CutPrefix(key, "bundles/")
 	if !ok || !strings.HasSuffix(rest, ".zip") {
 		return "", "", false
 	}
-	app, file, ok := strings.Cut(strings.TrimSuffix(rest, ".zip"), "/")
-	if !ok || app == "" || file == "" || strings.Contains(file, "/") {
+	parts := strings.Split(strings.TrimSuffix(rest, ".zip"), "/")
+	if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") || (len(parts) == 3 && !nonceRe.MatchString(parts[2])) {
 		return "", "", false
 	}
-	return app, file, true
+	return parts[0], parts[1], true
 }
+
+// nonceRe is what NewBundleKey's callers draw: 8 random bytes in hex.
+var nonceRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // ContentType picks the type served for a key: zips as application/zip, everything
 // else as bytes (never a Content-Encoding: Capgo's iOS client would decode .br).

@@ -22,6 +22,7 @@ import (
 // way S3 binds x-amz-checksum-sha256.
 type Local struct {
 	dir     string
+	tmp     string // where writes are staged before the rename
 	signer  *urlsign.Signer
 	baseURL string // public base URL of otad, e.g. http://127.0.0.1:8080
 }
@@ -29,12 +30,27 @@ type Local struct {
 // UploadPath is the otad route prefix that receives presigned uploads.
 const UploadPath = "/blob/"
 
+// LocalOption configures NewLocal.
+type LocalOption func(*Local)
+
+// WithTempDir stages writes in dir instead of <dir>/.tmp, so that otad keeps every
+// temp file in the one folder it sweeps. dir must be on the objects' file system:
+// a finished write is renamed into place.
+func WithTempDir(dir string) LocalOption { return func(l *Local) { l.tmp = dir } }
+
 // NewLocal opens (creating) dir.
-func NewLocal(dir string, signer *urlsign.Signer, baseURL string) (*Local, error) {
-	if err := os.MkdirAll(filepath.Join(dir, ".tmp"), 0o750); err != nil {
+func NewLocal(dir string, signer *urlsign.Signer, baseURL string, opts ...LocalOption) (*Local, error) {
+	l := &Local{dir: dir, tmp: filepath.Join(dir, ".tmp"), signer: signer, baseURL: strings.TrimRight(baseURL, "/")}
+	for _, o := range opts {
+		o(l)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("blob dir: %w", err)
 	}
-	return &Local{dir: dir, signer: signer, baseURL: strings.TrimRight(baseURL, "/")}, nil
+	if err := os.MkdirAll(l.tmp, 0o750); err != nil {
+		return nil, fmt.Errorf("blob temp dir: %w", err)
+	}
+	return l, nil
 }
 
 func (l *Local) path(key string) (string, error) {
@@ -58,7 +74,7 @@ func (l *Local) put(key string, r io.Reader, size int64, wantSHA string) (string
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Join(l.dir, ".tmp"), "put-*")
+	tmp, err := os.CreateTemp(l.tmp, "put-*")
 	if err != nil {
 		return "", fmt.Errorf("put %s: %w", key, err)
 	}
@@ -183,25 +199,49 @@ func (l *Local) PresignPut(ctx context.Context, key, sha256hex string, size int6
 		Headers: map[string]string{"Content-Type": "application/zip"}, Expires: exp}, nil
 }
 
-// ReceiveUpload checks a presigned upload's signature (method PUT, path, query) and
-// stores the body if its size and SHA-256 match what was signed.
-func (l *Local) ReceiveUpload(ctx context.Context, urlPath string, q map[string][]string, body io.Reader) (key string, err error) {
+// SignedUpload is a presigned upload whose signature checked out: what it may write.
+type SignedUpload struct {
+	Key    string
+	SHA256 string
+	Size   int64
+}
+
+// VerifyUpload checks a presigned upload's signature (method PUT, path, query) and
+// returns what it was signed for; nothing is read or written yet, so the caller can
+// still refuse it (an upload URL of a release that no longer wants these bytes).
+func (l *Local) VerifyUpload(urlPath string, q map[string][]string) (SignedUpload, error) {
 	key, ok := strings.CutPrefix(urlPath, UploadPath)
 	if !ok || !ValidKey(key) {
-		return "", fmt.Errorf("invalid upload path")
+		return SignedUpload{}, fmt.Errorf("invalid upload path")
 	}
 	sum := firstOf(q["sha256"])
 	size, err := strconv.ParseInt(firstOf(q["size"]), 10, 64)
 	if err != nil || len(sum) != 64 {
-		return "", urlsign.ErrNoSig
+		return SignedUpload{}, urlsign.ErrNoSig
 	}
 	if err := l.signer.Verify("PUT", urlPath, uploadBinding(sum, size), q); err != nil {
+		return SignedUpload{}, err
+	}
+	return SignedUpload{Key: key, SHA256: sum, Size: size}, nil
+}
+
+// StoreUpload stores body under u.Key if its size and SHA-256 are what was signed
+// (else ErrChecksum and nothing is stored).
+func (l *Local) StoreUpload(ctx context.Context, u SignedUpload, body io.Reader) error {
+	_, err := l.put(u.Key, body, u.Size, u.SHA256)
+	return err
+}
+
+// ReceiveUpload is VerifyUpload then StoreUpload.
+func (l *Local) ReceiveUpload(ctx context.Context, urlPath string, q map[string][]string, body io.Reader) (key string, err error) {
+	u, err := l.VerifyUpload(urlPath, q)
+	if err != nil {
 		return "", err
 	}
-	if _, err := l.put(key, body, size, sum); err != nil {
+	if err := l.StoreUpload(ctx, u, body); err != nil {
 		return "", err
 	}
-	return key, nil
+	return u.Key, nil
 }
 
 func firstOf(v []string) string {
@@ -211,10 +251,11 @@ func firstOf(v []string) string {
 	return v[0]
 }
 
-// SweepTemp removes upload temp files older than age: what a crash left behind (a
-// Put removes its own temp file on every path). It returns how many it removed.
+// SweepTemp removes upload temp files older than age (0: all of them): what a crash
+// left behind (a Put removes its own temp file on every path). It returns how many
+// it removed.
 func (l *Local) SweepTemp(age time.Duration) (int, error) {
-	dir := filepath.Join(l.dir, ".tmp")
+	dir := l.tmp
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, fmt.Errorf("sweep %s: %w", dir, err)
@@ -227,7 +268,7 @@ func (l *Local) SweepTemp(age time.Duration) (int, error) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
+		if err != nil || (age > 0 && !info.ModTime().Before(cutoff)) {
 			continue // gone meanwhile, or an upload in progress
 		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -46,7 +46,7 @@ func TestReceiveUploadFailuresLeaveNothing(t *testing.T) {
 	ctx := context.Background()
 	data := bytes.Repeat([]byte("bundle"), 100000)
 	sum := "5f" + strings.Repeat("0", 62) // not the bytes' checksum
-	key := BundleKey("app", "1.0.0")
+	key := BundleKey("app", "1.0.0", "")
 	for name, body := range map[string]io.Reader{
 		"cut short":   &failingReader{n: len(data) / 2},
 		"other bytes": bytes.NewReader(data),

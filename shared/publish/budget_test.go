@@ -171,10 +171,11 @@ func TestIngestDoesNotPrecompute(t *testing.T) {
 	publish := func(v string) {
 		z := testenv.Zip(t, map[string]string{"index.html": "<html>", "big.bin": string(big)})
 		in := Input{AppID: "app", Version: v, SHA256: sign.SHA256Hex(z), Size: int64(len(z))}
-		if _, _, err := p.Create(ctx, in); err != nil {
+		r, _, err := p.Create(ctx, in)
+		if err != nil {
 			t.Fatal(err)
 		}
-		key := blob.BundleKey("app", v)
+		key := blob.BundleKey("app", v, r.BundleKey)
 		if err := blobs.Put(ctx, key, bytes.NewReader(z), int64(len(z)), "application/zip"); err != nil {
 			t.Fatal(err)
 		}

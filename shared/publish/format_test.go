@@ -24,10 +24,11 @@ func TestCreateChunkFormat(t *testing.T) {
 	}
 	chunk := bytes.Repeat([]byte("FLUX\x01not a zip "), 1000)
 	in.AppID, in.SHA256, in.Size = "app", sign.SHA256Hex(chunk), int64(len(chunk))
-	if _, _, err := p.Create(ctx, in); err != nil {
+	r, _, err := p.Create(ctx, in)
+	if err != nil {
 		t.Fatal(err)
 	}
-	key := blob.BundleKey("app", "2.0.0")
+	key := blob.BundleKey("app", "2.0.0", r.BundleKey)
 	if err := blobs.Put(ctx, key, bytes.NewReader(chunk), in.Size, "application/octet-stream"); err != nil {
 		t.Fatal(err)
 	}

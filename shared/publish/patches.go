@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/bundle"
@@ -29,18 +30,55 @@ const (
 
 // Precompute makes patches to version from the last PatchBases releases of the same
 // app and platform that were ready before it, within Budget: pairs that do not fit
-// or cannot pay are skipped (logged at Info), and it stops when ctx ends. Existing
-// patches are kept (patches are content-addressed, so repeating this is harmless).
-// Callers run it after the release is ready, never inside the request that made it
-// ready.
+// or cannot pay are skipped (logged at Info), and it stops when ctx ends. It runs
+// once per release: the first call claims the release's precompute lease, calls that
+// find it held or the work done return nil at once, and a run that did not finish
+// (ctx ended, an error) gives the lease back for a later call. Callers run it after
+// the release is ready, never inside the request that made it ready.
 func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 	to, err := p.Store.GetRelease(ctx, app, version)
 	if err != nil {
 		return err
 	}
-	if to.Status != release.StatusReady {
-		return nil // not ready (or failed): nothing to patch to
+	todo := func(x *release.Release) bool { return x.Status == release.StatusReady && x.PrecomputedAt.IsZero() }
+	if !todo(&to) {
+		return nil // not ready (or failed): nothing to patch to; or done already
 	}
+	holder, to, err := p.claim(ctx, to, precomputeLease, todo)
+	switch {
+	case errors.Is(err, errNothingToDo), errors.Is(err, ErrBusy):
+		return nil
+	case err != nil:
+		return err
+	}
+	p.Log.Info("precomputing patches", "app", app, "version", version)
+	wctx, stop := p.hold(ctx, to, precomputeLease, holder)
+	err = p.precompute(wctx, to)
+	done := err == nil && wctx.Err() == nil // read before stop cancels wctx
+	stop()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, ferr := p.Store.UpdateRelease(fctx, app, version, func(x *release.Release) error {
+		if x.PrecomputeLease == nil || x.PrecomputeLease.Holder != holder {
+			return store.ErrUnchanged // lost to another worker: its outcome stands
+		}
+		x.PrecomputeLease = nil
+		if done {
+			x.PrecomputedAt = p.Store.Now().UTC()
+		}
+		return nil
+	})
+	return errors.Join(err, ferr)
+}
+
+// precompute is Precompute's work under the lease.
+func (p *Pipeline) precompute(ctx context.Context, to release.Release) error {
+	ctx, cleanup, err := p.jobTemp(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	app, version := to.AppID, to.Version
 	rels, err := p.Store.ListReleases(ctx, app)
 	if err != nil {
 		return err
@@ -79,6 +117,11 @@ func (p *Pipeline) Precompute(ctx context.Context, app, version string) error {
 // needed. A pair the budget rules out before the work (see PatchBudget) is a *Error
 // with CodePatchSkipped.
 func (p *Pipeline) EnsurePatch(ctx context.Context, app, kind, from, to string) (store.Patch, error) {
+	ctx, cleanup, err := p.jobTemp(ctx)
+	if err != nil {
+		return store.Patch{}, err
+	}
+	defer cleanup()
 	return p.ensurePatch(ctx, app, kind, from, to, false)
 }
 
@@ -131,7 +174,7 @@ func (p *Pipeline) ensurePatch(ctx context.Context, app, kind, from, to string, 
 	// failed or skipped one leaves nothing behind.
 	pctx, cancel := context.WithTimeout(ctx, b.PairTimeout)
 	defer cancel()
-	tmp, err := os.CreateTemp(p.TempDir, "patch-*.bin")
+	tmp, err := os.CreateTemp(p.tempDir(ctx), "patch-*.bin")
 	if err != nil {
 		return store.Patch{}, fmt.Errorf("temp file: %w", err)
 	}
@@ -209,11 +252,11 @@ func (p *Pipeline) treePatch(ctx context.Context, app, from, to string, changes 
 
 // fluxPatch reads both bundles whole (fluxpatch needs them so; MaxFlux bounds them).
 func (p *Pipeline) fluxPatch(ctx context.Context, app string, from, to release.Release, w io.Writer) error {
-	oldB, err := p.readAll(ctx, blob.BundleKey(app, from.Version), from.Size)
+	oldB, err := p.readAll(ctx, blob.BundleKey(app, from.Version, from.BundleKey), from.Size)
 	if err != nil {
 		return err
 	}
-	newB, err := p.readAll(ctx, blob.BundleKey(app, to.Version), to.Size)
+	newB, err := p.readAll(ctx, blob.BundleKey(app, to.Version, to.BundleKey), to.Size)
 	if err != nil {
 		return err
 	}
@@ -248,13 +291,13 @@ func (p *Pipeline) openTree(ctx context.Context, app, version string) (fs.FS, fu
 	if err != nil {
 		return nil, nil, err
 	}
-	key := blob.BundleKey(app, version)
+	key := blob.BundleKey(app, version, r.BundleKey)
 	rc, _, err := p.Blobs.Open(ctx, key, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(p.TempDir, "tree-*.zip")
+	f, err := os.CreateTemp(p.tempDir(ctx), "tree-*.zip")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -38,11 +38,20 @@ type Pipeline struct {
 	UploadTTL time.Duration
 	// MaxBundle is the largest zip accepted.
 	MaxBundle int64
-	// TempDir holds bundles while they are checked ("" = os.TempDir, /tmp on Lambda).
+	// TempDir holds bundles while they are checked and patches while they are made,
+	// each call in a folder of its own ("" = os.TempDir, /tmp on Lambda).
 	TempDir string
+	// Lease is how long a claim on a release's ingest or precomputation lasts
+	// without renewal (0: DefaultLease): how soon work a dead worker held is retried.
+	Lease time.Duration
+	// Exclusive says no other process uses the store (otad on its embedded database,
+	// which it locks): leases left by an earlier run are then void at once.
+	Exclusive bool
 	// PatchRequestStale is the age after which RequestPatch rewrites a marker that
 	// is still there (0: DefaultPatchRequestStale).
 	PatchRequestStale time.Duration
+
+	instance string // prefix of this pipeline's lease holders
 }
 
 // NewPipeline fills in defaults.
@@ -51,7 +60,7 @@ func NewPipeline(st *store.Store, blobs blob.Store, log *slog.Logger) *Pipeline 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Pipeline{Store: st, Blobs: blobs, Log: log, Limits: bundle.DefaultLimits(), PatchBases: 5,
-		UploadTTL: 15 * time.Minute, MaxBundle: 256 << 20}
+		UploadTTL: 15 * time.Minute, MaxBundle: 256 << 20, instance: newToken()}
 }
 
 // Input is a release the CLI asks to publish.
@@ -86,8 +95,10 @@ func refuse(status int, code, format string, a ...any) *Error {
 var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Create records a pending release and returns where to upload its bytes. Asking
-// again for the same version and bytes is safe: a pending release gets a fresh URL,
-// a ready one gets no URL (nothing to do).
+// again for the same version and bytes is safe: a pending release gets a fresh URL
+// (for the same object key), a ready one gets no URL (nothing to do). A build number
+// is drawn only by the request that created the record, so concurrent identical
+// publishes use one.
 func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob.Upload, error) {
 	if err := release.ValidVersion(in.Version); err != nil {
 		return release.Release{}, nil, refuse(400, "invalid_version", "%v", err)
@@ -114,43 +125,72 @@ func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob
 	}
 	r := release.Release{AppID: in.AppID, Version: in.Version, ID: "rel_" + in.SHA256[:12], Platform: in.Platform,
 		Status: release.StatusPending, SHA256: in.SHA256, Size: in.Size, MinNative: in.MinNative, Mandatory: in.Mandatory,
-		Notes: in.Notes, BuildNumber: in.BuildNumber, Signatures: in.Signatures, Format: in.Format, CreatedAt: p.Store.Now().UTC(), CreatedBy: in.CreatedBy}
-	if r.BuildNumber == 0 {
-		n, err := p.nextBuildNumber(ctx, in.AppID)
-		if err != nil {
-			return r, nil, err
-		}
-		r.BuildNumber = n
-	}
+		Notes: in.Notes, BuildNumber: in.BuildNumber, Signatures: in.Signatures, Format: in.Format, CreatedAt: p.Store.Now().UTC(), CreatedBy: in.CreatedBy,
+		BundleKey: blob.NewBundleKey(in.AppID, in.Version, newToken())}
 	err := p.Store.CreateRelease(ctx, r)
-	if errors.Is(err, store.ErrExists) {
-		old, gerr := p.Store.GetRelease(ctx, in.AppID, in.Version)
-		if gerr != nil {
-			return r, nil, gerr
-		}
-		if old.SHA256 != in.SHA256 || old.Size != in.Size {
-			return old, nil, refuse(409, "version_exists", "version %s already exists with other bytes; versions are immutable, publish a new one", in.Version)
-		}
-		switch old.Status {
-		case release.StatusReady:
-			return old, nil, nil
-		case release.StatusFailed: // same bytes again: let the upload be retried
-			if old, err = p.Store.UpdateRelease(ctx, in.AppID, in.Version, func(x *release.Release) error {
-				x.Status, x.Error = release.StatusPending, ""
-				return nil
-			}); err != nil {
-				return old, nil, err
+	switch {
+	case err == nil:
+		if r.BuildNumber == 0 {
+			if r, err = p.assignBuildNumber(ctx, r); err != nil {
+				return r, nil, err
 			}
 		}
-		r = old
-	} else if err != nil {
+	case errors.Is(err, store.ErrExists):
+		if r, err = p.existing(ctx, in); err != nil || r.Status == release.StatusReady {
+			return r, nil, err
+		}
+	default:
 		return r, nil, err
 	}
-	up, err := p.Blobs.PresignPut(ctx, blob.BundleKey(r.AppID, r.Version), r.SHA256, r.Size, p.UploadTTL)
+	up, err := p.Blobs.PresignPut(ctx, blob.BundleKey(r.AppID, r.Version, r.BundleKey), r.SHA256, r.Size, p.UploadTTL)
 	if err != nil {
 		return r, nil, fmt.Errorf("presign upload: %w", err)
 	}
 	return r, &up, nil
+}
+
+// existing is Create for a version that has a record already: the same bytes are
+// that release (a failed one gets another try), other bytes are refused.
+func (p *Pipeline) existing(ctx context.Context, in Input) (release.Release, error) {
+	old, err := p.Store.GetRelease(ctx, in.AppID, in.Version)
+	if err != nil {
+		return old, err
+	}
+	if old.SHA256 != in.SHA256 || old.Size != in.Size {
+		return old, refuse(409, "version_exists", "version %s already exists with other bytes; versions are immutable, publish a new one", in.Version)
+	}
+	if old.Status != release.StatusFailed {
+		return old, nil
+	}
+	// Same bytes again: let the upload be retried (to the same key).
+	return p.Store.UpdateRelease(ctx, in.AppID, in.Version, func(x *release.Release) error {
+		if x.Status != release.StatusFailed {
+			return store.ErrUnchanged
+		}
+		x.Status, x.Error = release.StatusPending, ""
+		return nil
+	})
+}
+
+// assignBuildNumber gives a release created without one the next number. It runs
+// after the record is created, by the one request that created it: numbers drawn
+// before would be lost by every concurrent request that finds the version taken.
+func (p *Pipeline) assignBuildNumber(ctx context.Context, r release.Release) (release.Release, error) {
+	n, err := p.nextBuildNumber(ctx, r.AppID)
+	if err != nil {
+		return r, fmt.Errorf("build number: %w", err)
+	}
+	got, err := p.Store.UpdateRelease(ctx, r.AppID, r.Version, func(x *release.Release) error {
+		if x.BuildNumber != 0 || x.BundleKey != r.BundleKey {
+			return store.ErrUnchanged
+		}
+		x.BuildNumber = n
+		return nil
+	})
+	if err != nil {
+		return r, fmt.Errorf("build number: %w", err)
+	}
+	return got, nil
 }
 
 // nextBuildNumber is the app's highest build number + 1 (Flux devices only update to
@@ -181,27 +221,110 @@ func versionLike(s string) bool { return versionLikeRe.MatchString(s) }
 // ErrNoRelease: an uploaded object has no release record (nothing was asked for it).
 var ErrNoRelease = errors.New("no release record for uploaded object")
 
-// Ingest processes an uploaded bundle object: verify the bytes, validate the archive,
-// store its files content-addressed and its manifest, then mark the release ready
-// with a conditional write. It is idempotent: duplicate or late events for a ready
-// release do nothing, concurrent runs end in one ready release, and a run that dies
-// half-way leaves the release pending for a retry to finish. A run that runs out of
-// storage space marks it failed (see failIfFull).
-func (p *Pipeline) Ingest(ctx context.Context, key string) error {
+// ErrStaleUpload: an uploaded object is not at its release's bundle key: an upload
+// URL of an earlier creation of that version, used after the version was deleted
+// and published again.
+var ErrStaleUpload = errors.New("upload for an earlier creation of this release")
+
+// ErrUploadDone: the release has its bytes already (it is ready); an upload of the
+// same bytes need not be stored.
+var ErrUploadDone = errors.New("release already has its bytes")
+
+// CheckUpload tells otad's upload route, before it reads the body, whether an upload
+// signed for key is still wanted: nil when key is the bundle key of a pending
+// release; ErrUploadDone when that release is ready; ErrNoRelease or ErrStaleUpload
+// when no release reads key; a *Error when that release failed validation.
+func (p *Pipeline) CheckUpload(ctx context.Context, key string) error {
+	r, err := p.releaseOf(ctx, key)
+	if err != nil {
+		return err
+	}
+	switch r.Status {
+	case release.StatusPending:
+		return nil
+	case release.StatusReady:
+		return ErrUploadDone
+	}
+	return refuse(409, "release_failed", "release %s failed validation: %s (publish it again to retry)", r.Version, r.Error)
+}
+
+// releaseOf is the release whose bundle key is key.
+func (p *Pipeline) releaseOf(ctx context.Context, key string) (release.Release, error) {
 	app, version, ok := blob.ParseBundleKey(key)
 	if !ok {
-		return fmt.Errorf("ingest %s: not a bundle key", key)
+		return release.Release{}, fmt.Errorf("%s: not a bundle key", key)
 	}
 	r, err := p.Store.GetRelease(ctx, app, version)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("ingest %s: %w", key, ErrNoRelease)
+		return r, fmt.Errorf("%s: %w", key, ErrNoRelease)
 	}
 	if err != nil {
-		return fmt.Errorf("ingest %s: %w", key, err)
+		return r, err
+	}
+	if blob.BundleKey(r.AppID, r.Version, r.BundleKey) != key {
+		return r, fmt.Errorf("%s: %w", key, ErrStaleUpload)
+	}
+	return r, nil
+}
+
+// Ingest processes an uploaded bundle object: verify the bytes, validate the archive,
+// store its files content-addressed and its manifest, then mark the release ready
+// with a conditional write. It runs once per release: it first claims the release's
+// ingest lease, and a call that finds it held returns ErrBusy (the holder finishes).
+// Duplicate or late calls for a ready release do nothing and return nil; a run that
+// dies half-way leaves the release pending, and a retry takes over once its lease is
+// given back or expired. An object that no release reads (ErrNoRelease,
+// ErrStaleUpload) is deleted: only a replayed upload URL can have written it.
+func (p *Pipeline) Ingest(ctx context.Context, key string) error {
+	r, err := p.releaseOf(ctx, key)
+	if errors.Is(err, ErrNoRelease) || errors.Is(err, ErrStaleUpload) {
+		p.Log.Warn("upload refused: no release reads this key", "key", key, "err", err)
+		if derr := p.Blobs.Delete(ctx, key); derr != nil {
+			p.Log.Warn("delete refused upload", "key", key, "err", derr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
 	if r.Status != release.StatusPending {
-		p.Log.Info("ingest: release already processed", "app", app, "version", version, "status", r.Status)
+		p.Log.Info("ingest: release already processed", "app", r.AppID, "version", r.Version, "status", r.Status)
 		return nil
+	}
+	holder, r, err := p.claim(ctx, r, ingestLease, func(x *release.Release) bool {
+		return x.Status == release.StatusPending && x.BundleKey == r.BundleKey
+	})
+	switch {
+	case errors.Is(err, errNothingToDo):
+		return nil
+	case errors.Is(err, ErrBusy):
+		p.Log.Info("ingest: another worker is on it", "app", r.AppID, "version", r.Version)
+		return fmt.Errorf("ingest %s: %w", key, err)
+	case err != nil:
+		return fmt.Errorf("ingest %s: %w", key, err)
+	}
+	wctx, stop := p.hold(ctx, r, ingestLease, holder)
+	err = p.ingest(wctx, key, r)
+	if cause := context.Cause(wctx); err != nil && errors.Is(cause, ErrBusy) {
+		err = fmt.Errorf("%w (%w)", err, cause) // lost the lease: the new holder finishes
+	}
+	stop()
+	if err != nil {
+		p.letGo(ctx, r, ingestLease, holder)
+	}
+	return err
+}
+
+// ingest is Ingest's work under the lease; markReady and fail end the lease.
+func (p *Pipeline) ingest(ctx context.Context, key string, r release.Release) error {
+	ctx, cleanup, err := p.jobTemp(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if r.BuildNumber == 0 { // the creating request died before it drew one
+		if r, err = p.assignBuildNumber(ctx, r); err != nil {
+			return err
+		}
 	}
 	f, err := p.fetch(ctx, key, r)
 	if err != nil {
@@ -250,22 +373,29 @@ func (p *Pipeline) failIfFull(ctx context.Context, r release.Release, err error)
 	return errors.Join(err, ferr) // the database is full too: still a lack of space
 }
 
-// markReady is the one conditional write that makes a release visible. Patches are
-// not precomputed here: that can take minutes on a big bundle, and Ingest runs inside
-// an upload request on otad. The caller schedules Precompute (otad: a background
-// job; the patch Lambda: after Ingest, within its deadline).
+// markReady is the one conditional write that makes a release visible; it ends the
+// ingest lease. Patches are not precomputed here: that can take minutes on a big
+// bundle, and Ingest runs inside an upload request on otad. The caller schedules
+// Precompute (otad: a background job; the patch Lambda: after Ingest, within its
+// deadline).
 func (p *Pipeline) markReady(ctx context.Context, r release.Release, treeHash string, files int) error {
+	won := false
 	_, err := p.Store.UpdateRelease(ctx, r.AppID, r.Version, func(x *release.Release) error {
-		if x.Status != release.StatusPending {
-			return store.ErrUnchanged
+		won = false
+		if x.Status != release.StatusPending || x.BundleKey != r.BundleKey {
+			return store.ErrUnchanged // another worker finished first, or the release was replaced
 		}
+		won = true
 		x.Status, x.TreeHash, x.Files, x.ReadyAt = release.StatusReady, treeHash, files, p.Store.Now().UTC()
+		x.IngestLease = nil
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mark %s@%s ready: %w", r.AppID, r.Version, err)
 	}
-	p.Log.Info("release ready", "app", r.AppID, "version", r.Version, "files", files, "bytes", r.Size)
+	if won {
+		p.Log.Info("release ready", "app", r.AppID, "version", r.Version, "files", files, "bytes", r.Size)
+	}
 	return nil
 }
 
@@ -281,11 +411,11 @@ func (p *Pipeline) PublishBytes(ctx context.Context, in Input, data []byte) (rel
 		return r, err
 	}
 	if up != nil {
-		key := blob.BundleKey(r.AppID, r.Version)
+		key := blob.BundleKey(r.AppID, r.Version, r.BundleKey)
 		if err := p.Blobs.Put(ctx, key, bytes.NewReader(data), int64(len(data)), blob.ContentType(key)); err != nil {
 			return r, err
 		}
-		if err := p.Ingest(ctx, key); err != nil {
+		if err := p.ingestWait(ctx, key); err != nil {
 			return r, err
 		}
 		if err := p.Precompute(ctx, r.AppID, r.Version); err != nil {
@@ -293,6 +423,24 @@ func (p *Pipeline) PublishBytes(ctx context.Context, in Input, data []byte) (rel
 		}
 	}
 	return p.Store.GetRelease(ctx, r.AppID, r.Version)
+}
+
+// ingestWait is Ingest that, when another worker holds the release, waits for it to
+// finish (or to give up, then takes over): the caller answers with the outcome.
+func (p *Pipeline) ingestWait(ctx context.Context, key string) error {
+	wait := 20 * time.Millisecond
+	for {
+		err := p.Ingest(ctx, key)
+		if !errors.Is(err, ErrBusy) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // fetch copies the object into a temp file, checking size and SHA-256.
@@ -305,7 +453,7 @@ func (p *Pipeline) fetch(ctx context.Context, key string, r release.Release) (*o
 	if info.Size != r.Size {
 		return nil, refuse(422, "size_mismatch", "uploaded %d bytes, release declares %d", info.Size, r.Size)
 	}
-	f, err := os.CreateTemp(p.TempDir, "bundle-*.zip")
+	f, err := os.CreateTemp(p.tempDir(ctx), "bundle-*.zip")
 	if err != nil {
 		return nil, fmt.Errorf("temp file: %w", err)
 	}
@@ -336,6 +484,13 @@ func (p *Pipeline) storeFiles(ctx context.Context, f *os.File, r release.Release
 	if err != nil {
 		return fmt.Errorf("store files: %w", err)
 	}
+	// The manifest is per version, not per creation: do not write it for a release
+	// that was deleted (and maybe published again) while this ran.
+	if cur, err := p.Store.GetRelease(ctx, r.AppID, r.Version); err != nil {
+		return err
+	} else if cur.BundleKey != r.BundleKey || cur.Status != release.StatusPending {
+		return fmt.Errorf("%s@%s changed while ingesting: %w", r.AppID, r.Version, ErrStaleUpload)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -343,14 +498,15 @@ func (p *Pipeline) storeFiles(ctx context.Context, f *os.File, r release.Release
 	return p.Blobs.Put(ctx, blob.ManifestKey(r.AppID, r.Version), bytes.NewReader(b), int64(len(b)), "application/json")
 }
 
-// fail marks a pending release failed with the refusal's code.
+// fail marks a pending release failed with the refusal's code; it ends the ingest
+// lease.
 func (p *Pipeline) fail(ctx context.Context, r release.Release, e *Error) error {
 	p.Log.Warn("release rejected", "app", r.AppID, "version", r.Version, "code", e.Code, "msg", e.Msg)
 	_, err := p.Store.UpdateRelease(ctx, r.AppID, r.Version, func(x *release.Release) error {
-		if x.Status != release.StatusPending {
+		if x.Status != release.StatusPending || x.BundleKey != r.BundleKey {
 			return store.ErrUnchanged
 		}
-		x.Status, x.Error = release.StatusFailed, e.Code+": "+e.Msg
+		x.Status, x.Error, x.IngestLease = release.StatusFailed, e.Code+": "+e.Msg, nil
 		return nil
 	})
 	if err != nil {

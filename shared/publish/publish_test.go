@@ -63,10 +63,11 @@ func TestCrashHalfwayThenRetry(t *testing.T) {
 	ctx := context.Background()
 	z := testenv.Zip(t, map[string]string{"index.html": "<html>", "a.js": "a", "b.js": "b", "c.css": "c"})
 	in := Input{AppID: "app", Version: "1.0.0", SHA256: sign.SHA256Hex(z), Size: int64(len(z))}
-	if _, _, err := p.Create(ctx, in); err != nil {
+	created, _, err := p.Create(ctx, in)
+	if err != nil {
 		t.Fatal(err)
 	}
-	key := blob.BundleKey("app", "1.0.0")
+	key := blob.BundleKey("app", "1.0.0", created.BundleKey)
 	if err := blobs.Put(ctx, key, bytes.NewReader(z), int64(len(z)), "application/zip"); err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +104,11 @@ func TestIngestRejects(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			v := "1.0." + string(rune('0'+i))
-			if _, _, err := p.Create(ctx, Input{AppID: "app", Version: v, SHA256: sign.SHA256Hex(tc.declared), Size: int64(len(tc.declared))}); err != nil {
+			created, _, err := p.Create(ctx, Input{AppID: "app", Version: v, SHA256: sign.SHA256Hex(tc.declared), Size: int64(len(tc.declared))})
+			if err != nil {
 				t.Fatal(err)
 			}
-			key := blob.BundleKey("app", v)
+			key := blob.BundleKey("app", v, created.BundleKey)
 			blobs.Put(ctx, key, bytes.NewReader(tc.uploaded), int64(len(tc.uploaded)), "")
 			var pe *Error
 			if err := p.Ingest(ctx, key); !errors.As(err, &pe) || pe.Code != tc.code {

@@ -314,7 +314,7 @@ func (p *Pipeline) deleteRelease(ctx context.Context, r release.Release, chs []C
 		return "", fmt.Errorf("re-check channels: %w", err)
 	}
 	var errs []error
-	for _, key := range []string{blob.BundleKey(r.AppID, r.Version), blob.ManifestKey(r.AppID, r.Version)} {
+	for _, key := range []string{blob.BundleKey(r.AppID, r.Version, r.BundleKey), blob.ManifestKey(r.AppID, r.Version)} {
 		if err := p.Blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			errs = append(errs, err)
 		}
@@ -364,14 +364,17 @@ func (p *Pipeline) sweepObjects(ctx context.Context, app string, gone map[string
 		}
 		for _, k := range keys {
 			v, ok := strings.CutSuffix(strings.TrimPrefix(k, kind.prefix), kind.ext)
+			v, _, _ = strings.Cut(v, "/") // <version>/<nonce>.zip: a bundle key since keys name one creation
 			if !ok || gone[v] || release.ValidVersion(v) != nil {
 				continue // gone: counted with its release
 			}
-			if _, err := p.Store.GetRelease(ctx, app, v); !errors.Is(err, store.ErrNotFound) {
+			if r, err := p.Store.GetRelease(ctx, app, v); !errors.Is(err, store.ErrNotFound) {
 				if err != nil {
 					return err
 				}
-				continue // a release has it
+				if kind.ext != ".zip" || blob.BundleKey(app, v, r.BundleKey) == k {
+					continue // a release has it (not a bundle an earlier creation's upload URL wrote)
+				}
 			}
 			sw.consider(ctx, k, &rep.Orphans, always)
 		}
@@ -497,7 +500,7 @@ func (p *Pipeline) repairFiles(ctx context.Context, since time.Time, deleted map
 					continue // its manifest was read before the sweep
 				}
 			case release.StatusPending:
-				info, err := p.Blobs.Stat(ctx, blob.BundleKey(r.AppID, r.Version))
+				info, err := p.Blobs.Stat(ctx, blob.BundleKey(r.AppID, r.Version, r.BundleKey))
 				if err != nil || now.Sub(info.ModTime) >= ingestWindow {
 					continue // not being ingested
 				}
@@ -515,7 +518,7 @@ func (p *Pipeline) repairFiles(ctx context.Context, since time.Time, deleted map
 
 // restoreFiles puts back the files of r's bundle that are in deleted and missing.
 func (p *Pipeline) restoreFiles(ctx context.Context, r release.Release, deleted map[string]bool) (int, error) {
-	f, err := p.fetch(ctx, blob.BundleKey(r.AppID, r.Version), r)
+	f, err := p.fetch(ctx, blob.BundleKey(r.AppID, r.Version, r.BundleKey), r)
 	if err != nil {
 		var perr *Error
 		if errors.As(err, &perr) {
@@ -608,7 +611,7 @@ func (p *Pipeline) ingestInFlight(ctx context.Context, apps []release.App, now t
 			if r.Status != release.StatusPending {
 				continue
 			}
-			info, err := p.Blobs.Stat(ctx, blob.BundleKey(r.AppID, r.Version))
+			info, err := p.Blobs.Stat(ctx, blob.BundleKey(r.AppID, r.Version, r.BundleKey))
 			if errors.Is(err, blob.ErrNotFound) {
 				continue // not uploaded yet: nothing is being ingested
 			}

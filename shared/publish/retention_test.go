@@ -84,13 +84,14 @@ func (e *retEnv) failed(app, version string) {
 	e.t.Helper()
 	ctx := context.Background()
 	z := []byte("not a zip at all")
-	if _, _, err := e.pipe.Create(ctx, Input{AppID: app, Version: version, SHA256: sign.SHA256Hex(z), Size: int64(len(z))}); err != nil {
+	r, _, err := e.pipe.Create(ctx, Input{AppID: app, Version: version, SHA256: sign.SHA256Hex(z), Size: int64(len(z))})
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.blobs.Put(ctx, blob.BundleKey(app, version), bytes.NewReader(z), int64(len(z)), "application/zip"); err != nil {
+	if err := e.blobs.Put(ctx, blob.BundleKey(app, version, r.BundleKey), bytes.NewReader(z), int64(len(z)), "application/zip"); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.pipe.Ingest(ctx, blob.BundleKey(app, version)); err == nil {
+	if err := e.pipe.Ingest(ctx, blob.BundleKey(app, version, r.BundleKey)); err == nil {
 		e.t.Fatalf("%s@%s: bad upload ingested", app, version)
 	}
 }
@@ -140,7 +141,7 @@ func (e *retEnv) checkIntegrityOf(quiet bool) {
 			if r.Status != release.StatusReady {
 				continue
 			}
-			if !e.exists(blob.BundleKey(a.ID, r.Version)) {
+			if !e.exists(blob.BundleKey(a.ID, r.Version, r.BundleKey)) {
 				e.t.Errorf("%s@%s: bundle missing", a.ID, r.Version)
 			}
 			m, err := e.pipe.readManifest(ctx, blob.ManifestKey(a.ID, r.Version))
@@ -236,7 +237,7 @@ func TestCleanup(t *testing.T) {
 	})
 	e.setChannel("a", "beta", func(c *release.Channel) { c.Stable = "1.0.6" })
 	// A stray bundle without a release record.
-	if err := e.blobs.Put(ctx, blob.BundleKey("a", "0.0.1-ghost"), strings.NewReader("ghost"), 5, "application/zip"); err != nil {
+	if err := e.blobs.Put(ctx, blob.BundleKey("a", "0.0.1-ghost", ""), strings.NewReader("ghost"), 5, "application/zip"); err != nil {
 		t.Fatal(err)
 	}
 	patchesBefore, _ := e.st.ListPatches(ctx, "a", KindTree)
@@ -278,7 +279,7 @@ func TestCleanup(t *testing.T) {
 	if n := len(versionsOf(t, e.st, "a")); n != 9 {
 		t.Fatalf("dry run deleted releases: %d left", n)
 	}
-	if !e.exists(fileKey("old")) || !e.exists(blob.BundleKey("a", "0.0.1-ghost")) {
+	if !e.exists(fileKey("old")) || !e.exists(blob.BundleKey("a", "0.0.1-ghost", "")) {
 		t.Fatal("dry run deleted objects")
 	}
 
@@ -290,8 +291,12 @@ func TestCleanup(t *testing.T) {
 	if got := versionsOf(t, e.st, "a"); !slices.Equal(got, []string{"1.0.4", "1.0.5", "1.0.6", "1.0.7-bad", "1.0.8-pending"}) {
 		t.Fatalf("releases left: %v", got)
 	}
+	bundles, err := e.blobs.List(ctx, "bundles/a/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, v := range wantDeleted {
-		if e.exists(blob.BundleKey("a", v)) || e.exists(blob.ManifestKey("a", v)) {
+		if slices.ContainsFunc(bundles, func(k string) bool { _, kv, _ := blob.ParseBundleKey(k); return kv == v }) || e.exists(blob.ManifestKey("a", v)) {
 			t.Errorf("%s: bundle or manifest left", v)
 		}
 	}
@@ -300,7 +305,7 @@ func TestCleanup(t *testing.T) {
 			t.Errorf("file %q exists=%v, want %v", content, got, want)
 		}
 	}
-	if e.exists(blob.BundleKey("a", "0.0.1-ghost")) {
+	if e.exists(blob.BundleKey("a", "0.0.1-ghost", "")) {
 		t.Error("orphan bundle left")
 	}
 	e.checkIntegrity()
@@ -394,10 +399,11 @@ func TestCleanupWaitsForIngest(t *testing.T) {
 	e.publish("a", "1.0.0", map[string]string{"a.js": "old"})
 	e.publish("a", "1.0.1", map[string]string{"a.js": "new"})
 	z := testenv.Zip(t, map[string]string{"index.html": "<html>b</html>", "a.js": "old"})
-	if _, _, err := e.pipe.Create(ctx, Input{AppID: "b", Version: "2.0.0", SHA256: sign.SHA256Hex(z), Size: int64(len(z))}); err != nil {
+	rb, _, err := e.pipe.Create(ctx, Input{AppID: "b", Version: "2.0.0", SHA256: sign.SHA256Hex(z), Size: int64(len(z))})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.blobs.Put(ctx, blob.BundleKey("b", "2.0.0"), bytes.NewReader(z), int64(len(z)), "application/zip"); err != nil {
+	if err := e.blobs.Put(ctx, blob.BundleKey("b", "2.0.0", rb.BundleKey), bytes.NewReader(z), int64(len(z)), "application/zip"); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.advance(CleanupMinAge + time.Minute) // objects old, the upload within IngestWindow
@@ -411,7 +417,7 @@ func TestCleanupWaitsForIngest(t *testing.T) {
 	if !e.exists(fileKey("old")) {
 		t.Fatal("file deleted under an ingest")
 	}
-	if err := e.pipe.Ingest(ctx, blob.BundleKey("b", "2.0.0")); err != nil {
+	if err := e.pipe.Ingest(ctx, blob.BundleKey("b", "2.0.0", rb.BundleKey)); err != nil {
 		t.Fatal(err)
 	}
 	e.checkIntegrity()

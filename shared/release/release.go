@@ -73,7 +73,28 @@ type Release struct {
 
 	// Made at publish time by the CLI: the server never holds a private key.
 	Signatures Signatures `json:"signatures,omitzero"`
+
+	// BundleKey is the object key of the bundle, with a nonce drawn when this release
+	// record was created, so an upload URL of an earlier creation of the same version
+	// (deleted, then published again) cannot write these bytes. "" on releases created
+	// before keys had a nonce: their bundle is at bundles/<app>/<version>.zip.
+	BundleKey string `json:"bundle_key,omitempty"`
+	// IngestLease and PrecomputeLease are held by the one worker that validates the
+	// upload, then the one that precomputes patches; an expired lease (its holder
+	// died) is taken over. PrecomputedAt says patches were precomputed: it is done once.
+	IngestLease     *Lease    `json:"ingest_lease,omitempty"`
+	PrecomputeLease *Lease    `json:"precompute_lease,omitempty"`
+	PrecomputedAt   time.Time `json:"precomputed_at,omitzero"`
 }
+
+// Lease is a claim on a release's background work, written with a conditional update.
+type Lease struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// Held reports whether the lease is still valid at now.
+func (l *Lease) Held(now time.Time) bool { return l != nil && now.Before(l.Until) }
 
 // Signatures are the publish-time integrity forms each client family reads.
 type Signatures struct {

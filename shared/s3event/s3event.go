@@ -1,6 +1,7 @@
 // Package s3event turns S3 ObjectCreated notifications into publish.Pipeline calls:
 // what the patch Lambda does, kept out of its main.go so it can be tested. A bundle
-// (bundles/<app>/<version>.zip) is ingested (Pipeline.Ingest), then patches to it are
+// (bundles/<app>/<version>/<nonce>.zip, or bundles/<app>/<version>.zip for releases
+// made before keys had a nonce) is ingested (Pipeline.Ingest), then patches to it are
 // precomputed (Pipeline.Precompute) in the same invocation, within what is left of
 // the Lambda deadline minus a margin; nothing waits on that (the CLI polls the
 // release, which is ready already). A patch request marker
@@ -8,11 +9,16 @@
 // that was not precomputed) is computed (Pipeline.HandlePatchRequest).
 //
 // S3 invokes the function asynchronously; an error return makes Lambda retry the
-// whole event (twice by default). Both calls are idempotent, so records already done
-// are cheap to repeat. Only retryable failures are returned: a key that is neither a
-// bundle nor a valid patch request, an upload nobody asked for (publish.ErrNoRelease)
-// or a bundle or request the pipeline refused (*publish.Error; a refused bundle's
-// release is then marked failed) are logged and dropped.
+// whole event (twice by default). Both calls run once per release (the pipeline
+// claims the work with a lease on the release record), so duplicate events are cheap:
+// one that finds another invocation validating the bundle waits for it, and takes
+// over if that one dies (its lease expires). Only retryable failures are returned: a
+// key that is neither a bundle nor a valid patch request, an upload nobody asked for
+// (publish.ErrNoRelease), one through an upload URL of an earlier creation of the
+// release (publish.ErrStaleUpload: presigned URLs cannot be revoked, so S3 stored it;
+// the pipeline deletes it) or a bundle or request the pipeline refused
+// (*publish.Error; a refused bundle's release is then marked failed) are logged and
+// dropped.
 package s3event
 
 import (
@@ -77,7 +83,7 @@ func Key(raw string) (string, error) {
 // Permanent reports whether an Ingest error will not go away by retrying.
 func Permanent(err error) bool {
 	var perr *publish.Error
-	return errors.Is(err, publish.ErrNoRelease) || errors.As(err, &perr)
+	return errors.Is(err, publish.ErrNoRelease) || errors.Is(err, publish.ErrStaleUpload) || errors.As(err, &perr)
 }
 
 // Handle ingests every ObjectCreated record of ev. It processes all records and
@@ -118,7 +124,7 @@ func (h Handler) record(ctx context.Context, log *slog.Logger, rec events.S3Even
 		log.Warn("s3 event ignored: not a bundle key", "bucket", bucket, "key", key)
 		return nil
 	}
-	err = h.Ingester.Ingest(ctx, key)
+	err = h.ingest(ctx, log, key)
 	switch {
 	case err == nil:
 		log.Info("ingested", "key", key, "size", rec.S3.Object.Size)
@@ -130,6 +136,29 @@ func (h Handler) record(ctx context.Context, log *slog.Logger, rec events.S3Even
 	default:
 		log.Error("ingest failed, will retry", "key", key, "err", err)
 		return err
+	}
+}
+
+// ingest runs Ingest; while another invocation holds the release (a duplicate
+// event) it waits for that one to finish, and takes over if it dies, within the
+// invocation's deadline minus the margin: past it the error is returned and Lambda
+// retries the event later.
+func (h Handler) ingest(ctx context.Context, log *slog.Logger, key string) error {
+	wctx, cancel, ok := h.budget(ctx)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := h.Ingester.Ingest(ctx, key)
+		if !errors.Is(err, publish.ErrBusy) || !ok {
+			return err
+		}
+		log.Info("ingest in progress elsewhere, waiting", "key", key)
+		select {
+		case <-wctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 
@@ -170,7 +199,7 @@ func (h Handler) patchRequest(ctx context.Context, log *slog.Logger, key string)
 // deadline minus the margin. Its failures are logged, never returned: the release is
 // ready, and retrying the whole event for an optional patch is not worth it (a
 // missing patch is asked for again by the next device that needs it). Duplicate
-// events repeat it harmlessly: existing patches are skipped.
+// events do not repeat it: Precompute runs once per release.
 func (h Handler) precompute(ctx context.Context, log *slog.Logger, key string) {
 	pc := h.Precompute
 	if pc == nil {

@@ -55,23 +55,26 @@ func TestKey(t *testing.T) {
 func TestHandle(t *testing.T) {
 	retry := errors.New("dynamodb throttled")
 	ing := &fakeIngester{errs: map[string]error{
-		"bundles/app/2.0.0.zip":   fmt.Errorf("ingest: %w", publish.ErrNoRelease),
-		"bundles/app/3.0.0.zip":   &publish.Error{Status: 422, Code: "checksum_mismatch", Msg: "bad bytes"},
-		"bundles/app/4.0.0.zip":   fmt.Errorf("ingest: %w", retry),
-		"bundles/app/1.0.0+b.zip": nil,
+		"bundles/app/2.0.0.zip":                  fmt.Errorf("ingest: %w", publish.ErrNoRelease),
+		"bundles/app/3.0.0.zip":                  &publish.Error{Status: 422, Code: "checksum_mismatch", Msg: "bad bytes"},
+		"bundles/app/4.0.0.zip":                  fmt.Errorf("ingest: %w", retry),
+		"bundles/app/1.0.0+b.zip":                nil,
+		"bundles/app/8.0.0/00112233445566ff.zip": fmt.Errorf("ingest: %w", publish.ErrStaleUpload),
 	}}
 	h := Handler{Ingester: ing, Bucket: "bkt"}
 	err := h.Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
 		rec("ObjectCreated:Put", "bkt", "bundles/app/1.0.0.zip"),
 		rec("ObjectCreated:CompleteMultipartUpload", "bkt", "bundles/app/1.0.0%2Bb.zip"),
-		rec("ObjectCreated:Put", "bkt", "bundles/app/2.0.0.zip"),    // no release: dropped
-		rec("ObjectCreated:Put", "bkt", "bundles/app/3.0.0.zip"),    // refused: dropped
-		rec("ObjectCreated:Put", "bkt", "bundles/app/4.0.0.zip"),    // retryable
-		rec("ObjectRemoved:Delete", "bkt", "bundles/app/5.0.0.zip"), // not a creation
-		rec("ObjectCreated:Put", "other", "bundles/app/6.0.0.zip"),  // other bucket
-		rec("ObjectCreated:Put", "bkt", "files/ab/abcdef"),          // not a bundle
-		rec("ObjectCreated:Put", "bkt", "bundles/app/x/7.0.0.zip"),  // not a bundle
-		rec("ObjectCreated:Put", "bkt", "bundles/app/%zz.zip"),      // undecodable
+		rec("ObjectCreated:Put", "bkt", "bundles/app/2.0.0.zip"),                  // no release: dropped
+		rec("ObjectCreated:Put", "bkt", "bundles/app/3.0.0.zip"),                  // refused: dropped
+		rec("ObjectCreated:Put", "bkt", "bundles/app/4.0.0.zip"),                  // retryable
+		rec("ObjectRemoved:Delete", "bkt", "bundles/app/5.0.0.zip"),               // not a creation
+		rec("ObjectCreated:Put", "other", "bundles/app/6.0.0.zip"),                // other bucket
+		rec("ObjectCreated:Put", "bkt", "files/ab/abcdef"),                        // not a bundle
+		rec("ObjectCreated:Put", "bkt", "bundles/app/x/7.0.0.zip"),                // not a bundle
+		rec("ObjectCreated:Put", "bkt", "bundles/app/8.0.0/00112233445566ff.zip"), // earlier creation: dropped
+		rec("ObjectCreated:Put", "bkt", "bundles/app/9.0.0/0011.zip"),             // not a nonce
+		rec("ObjectCreated:Put", "bkt", "bundles/app/%zz.zip"),                    // undecodable
 	}})
 	if !errors.Is(err, retry) {
 		t.Fatalf("Handle error = %v, want the retryable one", err)
@@ -80,7 +83,7 @@ func TestHandle(t *testing.T) {
 		t.Error("joined retryable error reported as permanent")
 	}
 	want := []string{"bundles/app/1.0.0.zip", "bundles/app/1.0.0+b.zip", "bundles/app/2.0.0.zip",
-		"bundles/app/3.0.0.zip", "bundles/app/4.0.0.zip"}
+		"bundles/app/3.0.0.zip", "bundles/app/4.0.0.zip", "bundles/app/8.0.0/00112233445566ff.zip"}
 	if !reflect.DeepEqual(ing.keys, want) {
 		t.Errorf("ingested %q, want %q", ing.keys, want)
 	}

@@ -104,7 +104,7 @@ func TestPutOpenStatDeleteList(t *testing.T) {
 	st, _ := newTestStore(t)
 	ctx := context.Background()
 	body := []byte("hello, bundle bytes")
-	key := blob.BundleKey("app1", "1.0.0")
+	key := blob.BundleKey("app1", "1.0.0", "")
 
 	if err := st.Put(ctx, key, bytes.NewReader(body), int64(len(body)), ""); err != nil {
 		t.Fatalf("Put: %v", err)
@@ -346,7 +346,7 @@ func TestPresignPut(t *testing.T) {
 	}
 
 	t.Run("right bytes", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.0")
+		key := blob.BundleKey("app", "1.0.0", "")
 		up := presign(t, key, 5*time.Minute)
 		if up.Method != http.MethodPut || up.Headers["X-Amz-Checksum-Sha256"] == "" ||
 			up.Headers["Content-Length"] != "4096" || up.Headers["Content-Type"] != "application/zip" {
@@ -371,7 +371,7 @@ func TestPresignPut(t *testing.T) {
 	})
 
 	t.Run("different bytes same length", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.1")
+		key := blob.BundleKey("app", "1.0.1", "")
 		up := presign(t, key, 5*time.Minute)
 		other := bytes.Clone(body)
 		other[100] ^= 0xff
@@ -379,7 +379,7 @@ func TestPresignPut(t *testing.T) {
 	})
 
 	t.Run("different bytes with their own checksum header", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.2")
+		key := blob.BundleKey("app", "1.0.2", "")
 		up := presign(t, key, 5*time.Minute)
 		other := randBytes(t, len(body))
 		osum := sha256.Sum256(other)
@@ -388,13 +388,13 @@ func TestPresignPut(t *testing.T) {
 	})
 
 	t.Run("shorter body", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.3")
+		key := blob.BundleKey("app", "1.0.3", "")
 		up := presign(t, key, 5*time.Minute)
 		mustRefuse(t, key, presignedPut(t, up, body[:len(body)-1], nil), "SignatureDoesNotMatch")
 	})
 
 	t.Run("tampered query", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.4")
+		key := blob.BundleKey("app", "1.0.4", "")
 		up := presign(t, key, 5*time.Minute)
 		if !strings.Contains(up.URL, "X-Amz-Expires=300") {
 			t.Fatalf("unexpected URL %s", up.URL)
@@ -404,14 +404,14 @@ func TestPresignPut(t *testing.T) {
 	})
 
 	t.Run("other key", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.5")
+		key := blob.BundleKey("app", "1.0.5", "")
 		up := presign(t, key, 5*time.Minute)
 		up.URL = strings.Replace(up.URL, "1.0.5.zip", "1.0.6.zip", 1)
-		mustRefuse(t, blob.BundleKey("app", "1.0.6"), presignedPut(t, up, body, nil), "SignatureDoesNotMatch")
+		mustRefuse(t, blob.BundleKey("app", "1.0.6", ""), presignedPut(t, up, body, nil), "SignatureDoesNotMatch")
 	})
 
 	t.Run("expired", func(t *testing.T) {
-		key := blob.BundleKey("app", "1.0.7")
+		key := blob.BundleKey("app", "1.0.7", "")
 		up := presign(t, key, time.Second)
 		time.Sleep(time.Until(up.Expires) + 1100*time.Millisecond)
 		mustRefuse(t, key, presignedPut(t, up, body, nil), "AccessDenied")

@@ -146,11 +146,11 @@ func TestWebhookEventsDecode(t *testing.T) {
 	st := newStoreOn(t, testClient(t, endpoint))
 	ctx := context.Background()
 
-	putKey := blob.BundleKey("app", "1.0.0")
+	putKey := blob.BundleKey("app", "1.0.0", "")
 	if err := st.Put(ctx, putKey, strings.NewReader("zipbytes"), 8, ""); err != nil {
 		t.Fatal(err)
 	}
-	presKey := blob.BundleKey("app", "2.0.0+build.7")
+	presKey := blob.BundleKey("app", "2.0.0+build.7", "")
 	body := []byte("presigned zip body")
 	sum := sha256.Sum256(body)
 	up, err := st.PresignPut(ctx, presKey, hex.EncodeToString(sum[:]), int64(len(body)), time.Minute)
@@ -161,7 +161,7 @@ func TestWebhookEventsDecode(t *testing.T) {
 		t.Fatalf("presigned put: %d", resp.StatusCode)
 	}
 	st.PartSize, st.MultipartThreshold = minPartSize, minPartSize
-	mpKey := blob.BundleKey("app", "3.0.0")
+	mpKey := blob.BundleKey("app", "3.0.0", "")
 	mpBody := randBytes(t, minPartSize+1)
 	if err := st.Put(ctx, mpKey, bytes.NewReader(mpBody), int64(len(mpBody)), ""); err != nil {
 		t.Fatal(err)
