@@ -44,7 +44,25 @@ func build(ctx context.Context, log *slog.Logger, o options) (*api.Server, func(
 		return nil, nil, "", fmt.Errorf("open database: %w", err)
 	}
 	st := store.New(tbl)
-	blobs, err := blob.NewLocal(filepath.Join(o.data, "objects"), signer, o.publicURL)
+	// Every temp file (uploads being received, bundles being checked, patches being
+	// made) goes to one folder next to the data, not /tmp (often RAM). Whatever is
+	// there now was left by a process that died: the database lock taken above means
+	// no other otad uses this data folder, and nothing runs yet. The same holds for
+	// objects/.tmp, where uploads were staged before.
+	tmpDir := filepath.Join(o.data, "tmp")
+	objects := filepath.Join(o.data, "objects")
+	n, err := prepareTemp(tmpDir, 0)
+	if err == nil {
+		err = os.RemoveAll(filepath.Join(objects, ".tmp"))
+	}
+	if err != nil {
+		st.Close()
+		return nil, nil, "", err
+	}
+	if n > 0 {
+		log.Info("removed temp files left by an earlier run", "count", n)
+	}
+	blobs, err := blob.NewLocal(objects, signer, o.publicURL, blob.WithTempDir(tmpDir))
 	if err != nil {
 		st.Close()
 		return nil, nil, "", err
@@ -54,21 +72,11 @@ func build(ctx context.Context, log *slog.Logger, o options) (*api.Server, func(
 		st.Close()
 		return nil, nil, "", err
 	}
-	// Stale temp files are what a crash left; every finished path removes its own.
-	if n, err := blobs.SweepTemp(staleTemp); err != nil {
-		log.Warn("sweep upload temp files", "err", err)
-	} else if n > 0 {
-		log.Info("removed stale upload temp files", "count", n)
-	}
 	pipe := publish.NewPipeline(st, blobs, log)
-	// Bundle and patch temp copies stay next to the data, not in /tmp (often RAM).
-	pipe.TempDir = filepath.Join(o.data, "tmp")
-	if n, err := sweepTempDir(pipe.TempDir, staleTemp); err != nil {
-		st.Close()
-		return nil, nil, "", err
-	} else if n > 0 {
-		log.Info("removed stale pipeline temp files", "count", n)
-	}
+	pipe.TempDir = tmpDir
+	// Sole user of the database: a lease left on a release by the earlier run is
+	// void, so a publish it interrupted is retried at once, not after the lease.
+	pipe.Exclusive = true
 	srv := api.New(api.Deps{Store: st, Blobs: blobs, URLs: cdn.Local{Signer: signer, BaseURL: o.publicURL}, Pipeline: pipe, Log: log,
 		LocalSigner: signer, LocalBlobs: blobs}, cfg)
 	return srv, func() { st.Close() }, firstKey, nil
@@ -101,6 +109,17 @@ func buildAWS(ctx context.Context, log *slog.Logger, o options, cfg api.Config) 
 		return nil, nil, "", err
 	}
 	deps.PatchInProcess = true // no patch function here: compute requested patches in-process
+	// With a data folder given, bundle and patch temp copies go there, as with
+	// embedded storage (else to the system's, one folder per job). Only stale entries
+	// are swept: nothing here guarantees this otad is the folder's only user.
+	if o.dataSet {
+		deps.Pipeline.TempDir = filepath.Join(o.data, "tmp")
+		if n, err := prepareTemp(deps.Pipeline.TempDir, staleTemp); err != nil {
+			return nil, nil, "", err
+		} else if n > 0 {
+			log.Info("removed stale temp files", "count", n)
+		}
+	}
 	firstKey, err := ensureAdminKey(ctx, deps.Store, os.Getenv("OTA_ADMIN_KEY"))
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("%w (does table %s exist? create it with: ota infra init --table %s --bucket %s)", err, o.table, o.table, o.bucket)
@@ -151,29 +170,15 @@ func ensureAdminKey(ctx context.Context, st *store.Store, fromEnv string) (strin
 	return "", nil
 }
 
-// staleTemp is the age after which a temp file left in otad's folders is a leftover.
+// staleTemp is the age after which an unchanged temp entry is a leftover where otad
+// may not be the folder's only user (on AWS storage).
 const staleTemp = time.Hour
 
-// sweepTempDir creates dir and removes its files older than age (bundle, tree and
-// patch copies a crash left behind).
-func sweepTempDir(dir string, age time.Duration) (int, error) {
+// prepareTemp creates the temp folder dir and removes its entries unchanged for age
+// (0: all of them).
+func prepareTemp(dir string, age time.Duration) (int, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return 0, fmt.Errorf("temp folder: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("temp folder: %w", err)
-	}
-	cutoff := time.Now().Add(-age)
-	n := 0
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || !e.Type().IsRegular() || !info.ModTime().Before(cutoff) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
-			n++
-		}
-	}
-	return n, nil
+	return publish.SweepTemp(dir, age)
 }

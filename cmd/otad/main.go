@@ -33,6 +33,7 @@ type options struct {
 	table, bucket, cdnDomain          string
 	cdnKeyID, cdnKeyFile              string
 	memoryLimit                       string
+	dataSet                           bool // --data or OTA_DATA given (not the default)
 	stateTTL, urlTTL, capgoURLTTL     time.Duration
 }
 
@@ -75,6 +76,8 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	o.dataSet = os.Getenv("OTA_DATA") != ""
+	fs.Visit(func(f *flag.Flag) { o.dataSet = o.dataSet || f.Name == "data" })
 	// Set before build: the patch budget is derived from it.
 	limit, err := applyMemoryLimit(o.memoryLimit, os.Getenv("GOMEMLIMIT"))
 	if err != nil {
@@ -105,7 +108,7 @@ func run(log *slog.Logger, args []string) error {
 		}
 	}()
 
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "data", o.data, "memory_limit", limit)
@@ -124,6 +127,10 @@ func run(log *slog.Logger, args []string) error {
 	}
 	return nil
 }
+
+// maxHeaderBytes bounds a request's line and headers (431 above it). Clients send a
+// few hundred bytes, signed URLs included; API Gateway allows 10 KiB.
+const maxHeaderBytes = 16 << 10
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
