@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/diskfull"
@@ -188,7 +192,7 @@ func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 		s.fluxFail(w, r, err)
 		return
 	}
-	d := download{key: blob.BundleKey(app, rel.Version, rel.BundleKey), contentType: "application/octet-stream", cacheControl: immutableCache}
+	d := download{key: blob.BundleKey(app, rel.Version), contentType: "application/octet-stream", cacheControl: immutableCache}
 	if err := s.serveObject(w, r, d); errors.Is(err, blob.ErrNotFound) {
 		notFound()
 	} else if err != nil {
@@ -259,71 +263,526 @@ func fmtSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// Input limits of the Flux upload (docs/protocols.md, Input limits). The body as a
+// whole is bounded by Config.MaxUploadBody (the chunk is most of it); the rest is
+// bounded here.
+const (
+	// fluxMaxBeforeScope bounds what is read of a body before the key's scope is
+	// checked, which needs appId: the Flux CLI sends appId first, so only a body
+	// that puts more than this before its appId is refused (app_id_first).
+	fluxMaxBeforeScope = 1 << 20
+	fluxMaxString      = 4 << 10 // any string: appId, version (validated after), unknown fields
+	fluxMaxNumber      = 32      // bytes of a number token (buildNumber is an int64)
+	fluxMaxDepth       = 8       // nesting of unknown fields
+	fluxMaxItems       = 1024    // members of an object, elements of an array other than chunk
+)
+
 // fluxUploadBody is the Flux CLI's push body. buildNumber is an int64 so that 7.0
 // and "7" are refused; chunk is a JSON array of byte values, not base64.
 type fluxUploadBody struct {
-	AppID       string     `json:"appId"`
-	Version     string     `json:"version"`
-	BuildNumber *int64     `json:"buildNumber"`
-	Chunk       *fluxChunk `json:"chunk"`
+	AppID       string
+	Version     string
+	BuildNumber *int64
+	Chunk       []byte // nil: absent
 }
 
-// fluxChunk decodes a JSON array of integers 0..255. A malformed chunk is kept as
-// err (not returned from UnmarshalJSON) so the handler can answer its own code.
-type fluxChunk struct {
-	data []byte
-	err  error
-}
+// errAppIDFirst: more than fluxMaxBeforeScope bytes came before appId.
+var errAppIDFirst = &badRequest{Status: http.StatusRequestEntityTooLarge, Code: "app_id_first",
+	Msg: fmt.Sprintf("appId must come before the chunk in bodies over %d bytes", fluxMaxBeforeScope)}
 
-// UnmarshalJSON parses the array directly: the JSON decoder has already checked
-// the syntax, so only the shape (array of small non-negative integers) remains.
-func (c *fluxChunk) UnmarshalJSON(b []byte) error {
-	c.data, c.err = parseByteArray(b)
+// decodeFluxUpload reads an upload body as it arrives, within limit bytes. scope is
+// called with appId as soon as it is read, before anything after it: a key for
+// another app is refused before its chunk is read, and until then at most
+// fluxMaxBeforeScope bytes are. The chunk is parsed straight into bytes, without a
+// copy of the body or a value per element.
+func decodeFluxUpload(body io.Reader, limit int64, scope func(app string) error, b *fluxUploadBody) error {
+	d := newFluxDecoder(body, limit)
+	if err := d.body(scope, b); err != nil {
+		return err
+	}
+	switch {
+	case b.AppID == "" || b.Version == "" || b.Chunk == nil:
+		return errBad("missing_field", "appId, version and chunk are required")
+	case b.Version == "latest":
+		return errBad("version_reserved", "a version named latest cannot be published")
+	case release.ValidVersion(b.Version) != nil:
+		return errBad("invalid_version", "invalid version")
+	case b.BuildNumber != nil && *b.BuildNumber < 0:
+		return errBad("invalid_build_number", "buildNumber must be a non-negative integer")
+	case len(b.Chunk) == 0:
+		return errBad("empty_chunk", "chunk is empty")
+	}
 	return nil
 }
 
-func parseByteArray(b []byte) ([]byte, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '[' {
-		return nil, errors.New("chunk must be an array of integers 0-255 (not base64)")
+// fluxDecoder is a JSON reader for the one shape of the upload body. Every error it
+// returns is a *badRequest.
+type fluxDecoder struct {
+	r     *bufio.Reader
+	stage *stageReader
+	limit int64
+}
+
+func newFluxDecoder(body io.Reader, limit int64) *fluxDecoder {
+	st := &stageReader{r: http.MaxBytesReader(nil, io.NopCloser(body), limit), left: fluxMaxBeforeScope}
+	return &fluxDecoder{r: bufio.NewReaderSize(st, 64<<10), stage: st, limit: limit}
+}
+
+// stageReader stops after left bytes until lifted: the body read before the scope
+// check.
+type stageReader struct {
+	r      io.Reader
+	left   int64
+	lifted bool
+}
+
+func (s *stageReader) Read(p []byte) (int, error) {
+	if s.lifted {
+		return s.r.Read(p)
 	}
-	out := make([]byte, 0, len(b)/3)
-	i := 1
-	skipWS := func() {
-		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-			i++
-		}
+	if s.left <= 0 {
+		return 0, errAppIDFirst
 	}
-	skipWS()
-	if i < len(b) && b[i] == ']' {
-		return out, nil
+	n, err := s.r.Read(p[:min(int64(len(p)), s.left)])
+	s.left -= int64(n)
+	return n, err
+}
+
+var (
+	errFluxJSON = errBad("invalid_json", "body is not valid JSON")
+	errFluxEOF  = errBad("invalid_json", "the body ends before its JSON value does")
+)
+
+// fail turns a read error into the request's answer.
+func (d *fluxDecoder) fail(err error) error {
+	var br *badRequest
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &br):
+		return br
+	case errors.As(err, &tooBig):
+		return errTooLarge(d.limit)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errFluxEOF
 	}
-	bad := func() error { return fmt.Errorf("chunk element %d is not an integer 0-255", len(out)) }
+	return errBad(codeBodyUnreadable, "reading the body: %v", err)
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// next returns the next byte that is not white space.
+func (d *fluxDecoder) next() (byte, error) {
 	for {
-		skipWS()
-		start, v := i, 0
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < 4 {
-			v = v*10 + int(b[i]-'0')
-			i++
+		c, err := d.r.ReadByte()
+		if err != nil {
+			return 0, d.fail(err)
 		}
-		if i == start || v > 255 {
+		if !isJSONSpace(c) {
+			return c, nil
+		}
+	}
+}
+
+// peek is next without consuming the byte.
+func (d *fluxDecoder) peek() (byte, error) {
+	c, err := d.next()
+	if err == nil {
+		err = d.r.UnreadByte()
+	}
+	return c, err
+}
+
+func (d *fluxDecoder) expect(want byte) error {
+	c, err := d.next()
+	if err != nil {
+		return err
+	}
+	if c != want {
+		return errFluxJSON
+	}
+	return nil
+}
+
+// body reads the top-level object.
+func (d *fluxDecoder) body(scope func(string) error, b *fluxUploadBody) error {
+	c, err := d.next()
+	if errors.Is(err, errFluxEOF) {
+		return errBad("empty_body", "request body is empty")
+	}
+	if err != nil {
+		return err
+	}
+	if c != '{' {
+		if strings.IndexByte(`["-0123456789tfn`, c) >= 0 {
+			return errBad("invalid_type", "the body must be a JSON object")
+		}
+		return errFluxJSON
+	}
+	seen := map[string]bool{}
+	for i := 0; ; i++ {
+		c, err := d.next()
+		if err != nil {
+			return err
+		}
+		if c == '}' && i == 0 {
+			break
+		}
+		if c != '"' {
+			return errFluxJSON
+		}
+		if i >= fluxMaxItems {
+			return errTooMany("the body object", fluxMaxItems)
+		}
+		name, err := d.stringBody()
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':'); err != nil {
+			return err
+		}
+		switch name {
+		case "appId", "version", "buildNumber", "chunk":
+			if seen[name] {
+				return errBad("duplicate_field", "%s appears twice", name)
+			}
+			seen[name] = true
+		}
+		switch name {
+		case "appId":
+			s, err := d.optString(name)
+			if err != nil {
+				return err
+			}
+			if s != "" {
+				if release.ValidAppID(s) != nil {
+					return errBad("invalid_app_id", "invalid app id")
+				}
+				if err := scope(s); err != nil {
+					return err
+				}
+				d.stage.lifted = true
+			}
+			b.AppID = s
+		case "version":
+			if b.Version, err = d.optString(name); err != nil {
+				return err
+			}
+		case "buildNumber":
+			if b.BuildNumber, err = d.optInt64(name); err != nil {
+				return err
+			}
+		case "chunk":
+			if b.Chunk, err = d.optByteArray(); err != nil {
+				return err
+			}
+		default:
+			if err := d.skip(2); err != nil { // a member's value is one level in
+				return err
+			}
+		}
+		c, err = d.next()
+		if err != nil {
+			return err
+		}
+		if c == '}' {
+			break
+		}
+		if c != ',' {
+			return errFluxJSON
+		}
+	}
+	// Only white space may follow.
+	if _, err := d.next(); !errors.Is(err, errFluxEOF) {
+		if err != nil {
+			return err
+		}
+		return errBad("invalid_json", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// null consumes a JSON null if one comes next.
+func (d *fluxDecoder) null() (bool, error) {
+	c, err := d.peek()
+	if err != nil || c != 'n' {
+		return false, err
+	}
+	return true, d.literal("null")
+}
+
+func (d *fluxDecoder) literal(lit string) error {
+	for i := 0; i < len(lit); i++ {
+		c, err := d.r.ReadByte()
+		if err != nil {
+			return d.fail(err)
+		}
+		if c != lit[i] {
+			return errFluxJSON
+		}
+	}
+	return nil
+}
+
+// optString reads a string field, "" for null.
+func (d *fluxDecoder) optString(name string) (string, error) {
+	if isNull, err := d.null(); err != nil || isNull {
+		return "", err
+	}
+	c, err := d.next()
+	if err != nil {
+		return "", err
+	}
+	if c != '"' {
+		return "", errBad("invalid_type", "field %q must be string", name)
+	}
+	return d.stringBody()
+}
+
+// stringBody reads a string whose opening quote is consumed: at most fluxMaxString
+// bytes as sent, unescaped by encoding/json (which checks the escapes).
+func (d *fluxDecoder) stringBody() (string, error) {
+	raw := []byte{'"'}
+	for {
+		c, err := d.r.ReadByte()
+		if err != nil {
+			return "", d.fail(err)
+		}
+		if len(raw) > fluxMaxString {
+			return "", errBad(codeFieldTooLong, "a string is longer than %d bytes", fluxMaxString)
+		}
+		raw = append(raw, c)
+		switch {
+		case c < 0x20:
+			return "", errFluxJSON
+		case c == '\\':
+			e, err := d.r.ReadByte()
+			if err != nil {
+				return "", d.fail(err)
+			}
+			raw = append(raw, e)
+		case c == '"':
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return "", errFluxJSON
+			}
+			return s, nil
+		}
+	}
+}
+
+// number reads a number token (its first byte already peeked).
+func (d *fluxDecoder) number() ([]byte, error) {
+	var tok []byte
+	for {
+		c, err := d.r.ReadByte()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, d.fail(err)
+		}
+		if strings.IndexByte("-+.eE0123456789", c) < 0 {
+			if err := d.r.UnreadByte(); err != nil {
+				return nil, d.fail(err)
+			}
+			break
+		}
+		if len(tok) >= fluxMaxNumber {
+			return nil, errBad(codeFieldTooLong, "a number is longer than %d bytes", fluxMaxNumber)
+		}
+		tok = append(tok, c)
+	}
+	if !json.Valid(tok) {
+		return nil, errFluxJSON
+	}
+	return tok, nil
+}
+
+// optInt64 reads an integer field (not 7.0, not "7"), nil for null.
+func (d *fluxDecoder) optInt64(name string) (*int64, error) {
+	if isNull, err := d.null(); err != nil || isNull {
+		return nil, err
+	}
+	c, err := d.peek()
+	if err != nil {
+		return nil, err
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		if err := d.skip(2); err != nil {
+			return nil, err
+		}
+		return nil, errBad("invalid_type", "field %q must be int64", name)
+	}
+	tok, err := d.number()
+	if err != nil {
+		return nil, err
+	}
+	n, perr := strconv.ParseInt(string(tok), 10, 64)
+	if perr != nil {
+		return nil, errBad("invalid_type", "field %q must be int64", name)
+	}
+	return &n, nil
+}
+
+// optByteArray reads the chunk: nil for null, else an array of integers 0..255.
+func (d *fluxDecoder) optByteArray() ([]byte, error) {
+	if isNull, err := d.null(); err != nil || isNull {
+		return nil, err
+	}
+	c, err := d.next()
+	if err != nil {
+		return nil, err
+	}
+	if c != '[' {
+		return nil, errBad("invalid_chunk", "chunk must be an array of integers 0-255 (not base64)")
+	}
+	out := []byte{}
+	bad := func() error {
+		return errBad("invalid_chunk", "chunk element %d is not an integer 0-255", len(out))
+	}
+	if c, err = d.peek(); err != nil {
+		return nil, err
+	}
+	if c == ']' {
+		_, err := d.next()
+		return out, err
+	}
+	for {
+		c, err := d.next()
+		if err != nil {
+			return nil, err
+		}
+		// 0, or 1-3 digits without a leading zero, at most 255.
+		if c < '0' || c > '9' {
+			return nil, bad()
+		}
+		v := int(c - '0')
+		for n := 1; ; n++ {
+			c, err = d.r.ReadByte()
+			if err != nil {
+				return nil, d.fail(err)
+			}
+			if c < '0' || c > '9' {
+				break
+			}
+			if v == 0 || n == 3 {
+				return nil, bad()
+			}
+			v = v*10 + int(c-'0')
+		}
+		if v > 255 {
 			return nil, bad()
 		}
 		out = append(out, byte(v))
-		skipWS()
-		if i >= len(b) {
-			return nil, bad()
+		for isJSONSpace(c) {
+			if c, err = d.r.ReadByte(); err != nil {
+				return nil, d.fail(err)
+			}
 		}
-		switch b[i] {
+		switch c {
 		case ',':
-			i++
 		case ']':
 			return out, nil
-		default: // '.', 'e', more digits, ...
-			out = out[:len(out)-1]
+		default: // '.', 'e', '"', ...
 			return nil, bad()
 		}
 	}
+}
+
+// skip reads and drops one value of a field the server does not read; depth is the
+// nesting level an array or object there would have (the body object is level 1).
+func (d *fluxDecoder) skip(depth int) error {
+	c, err := d.peek()
+	if err != nil {
+		return err
+	}
+	switch {
+	case c == '"':
+		_, _ = d.r.ReadByte() // the quote peek saw
+		_, err := d.stringBody()
+		return err
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, err := d.number()
+		return err
+	case c == '[' || c == '{':
+		if depth > fluxMaxDepth {
+			return errBad(codeTooDeep, "JSON nesting deeper than %d levels", fluxMaxDepth)
+		}
+		_, _ = d.r.ReadByte() // the bracket peek saw
+		return d.container(c, depth)
+	}
+	return errFluxJSON
+}
+
+// container reads the rest of an array or object whose opening byte is consumed.
+func (d *fluxDecoder) container(open byte, depth int) error {
+	closing := byte(']')
+	if open == '{' {
+		closing = '}'
+	}
+	for i := 0; ; i++ {
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if c == closing && i == 0 {
+			_, _ = d.r.ReadByte() // the bracket peek saw
+			return nil
+		}
+		if i >= fluxMaxItems {
+			return errTooMany("an array or object", fluxMaxItems)
+		}
+		if open == '{' {
+			if err := d.expect('"'); err != nil {
+				return err
+			}
+			if _, err := d.stringBody(); err != nil {
+				return err
+			}
+			if err := d.expect(':'); err != nil {
+				return err
+			}
+		}
+		if err := d.skip(depth + 1); err != nil {
+			return err
+		}
+		if c, err = d.next(); err != nil {
+			return err
+		}
+		if c == closing {
+			return nil
+		}
+		if c != ',' {
+			return errFluxJSON
+		}
+	}
+}
+
+// parseByteArray parses a whole chunk array (tests and tools).
+func parseByteArray(b []byte) ([]byte, error) {
+	d := newFluxDecoder(bytes.NewReader(b), int64(len(b))+1)
+	d.stage.lifted = true
+	c, err := d.peek()
+	if err != nil {
+		return nil, err
+	}
+	if c != '[' {
+		return nil, errBad("invalid_chunk", "chunk must be an array of integers 0-255 (not base64)")
+	}
+	out, err := d.optByteArray()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.next(); !errors.Is(err, errFluxEOF) {
+		return nil, errBad("invalid_json", "unexpected data after the array")
+	}
+	return out, nil
 }
 
 // fluxUploadAnswer is the reference server's success body.
@@ -338,53 +797,58 @@ type fluxUploadAnswer struct {
 // prefix), signature computed with the app's Flux secret, versions immutable. After
 // the upload the app's default channel moves forward to it, so `latest` serves it.
 func (s *Server) fluxUpload(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	key, err := s.authKey(r)
+	if err == nil && len(key.Apps) == 0 {
+		err = errUnauthorized // allows no app: no body could be accepted
+	}
 	if err != nil {
 		s.fluxFail(w, r, err)
 		return
 	}
+	// The key's scope and the app are checked as soon as appId is read, before the
+	// chunk: a key for another app never gets its chunk read.
+	var app release.App
+	scope := func(id string) error {
+		if !key.Allows(id) {
+			return errUnauthorized
+		}
+		a, err := s.Store.GetApp(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return &badRequest{Status: http.StatusNotFound, Code: "app_not_found", Msg: "no such app"}
+		case err != nil:
+			return fmt.Errorf("flux upload: read app %s: %w", id, err)
+		case a.FluxSecret == "":
+			return errBad("flux_secret_not_set", "the app has no Flux secret")
+		}
+		app = a
+		return nil
+	}
 	var b fluxUploadBody
-	if err := decodeFluxUpload(r, s.cfg.MaxUploadBody, &b); err != nil {
+	if err := decodeFluxUpload(r.Body, s.cfg.MaxUploadBody, scope, &b); err != nil {
 		s.fluxFail(w, r, err)
 		return
 	}
-	if !key.Allows(b.AppID) {
-		s.fluxFail(w, r, errUnauthorized)
-		return
-	}
-	if _, onLambda := lambdahttp.EventFromContext(r.Context()); onLambda && len(b.Chunk.data) > LambdaFluxChunkLimit {
+	if _, onLambda := lambdahttp.EventFromContext(ctx); onLambda && len(b.Chunk) > LambdaFluxChunkLimit {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "payload_too_large",
 			"message": fmt.Sprintf("this %s chunk cannot be uploaded inline: on AWS a request is at most 6 MB and a chunk travels "+
 				"as a JSON array of up to 4 characters per byte, so inline Flux uploads stop at %s; publish it with the CLI's "+
 				"presigned upload instead: ota release CHUNK_FILE --app %s --version %s --format chunk --flux-secret SECRET",
-				fmtSize(int64(len(b.Chunk.data))), fmtSize(LambdaFluxChunkLimit), b.AppID, b.Version)})
-		return
-	}
-	ctx := r.Context()
-	app, err := s.Store.GetApp(ctx, b.AppID)
-	if errors.Is(err, store.ErrNotFound) {
-		fluxError(w, http.StatusNotFound, "app_not_found")
-		return
-	}
-	if err != nil {
-		s.fluxFail(w, r, err)
-		return
-	}
-	if app.FluxSecret == "" {
-		fluxError(w, http.StatusBadRequest, "flux_secret_not_set")
+				fmtSize(int64(len(b.Chunk))), fmtSize(LambdaFluxChunkLimit), b.AppID, b.Version)})
 		return
 	}
 	if s.Pipeline == nil {
 		s.fluxFail(w, r, errors.New("flux upload: no publish pipeline configured"))
 		return
 	}
-	sig := sign.FluxHMAC(app.FluxSecret, b.Chunk.data)
+	sig := sign.FluxHMAC(app.FluxSecret, b.Chunk)
 	in := publish.Input{AppID: app.ID, Version: b.Version, Format: release.FormatChunk,
 		Signatures: release.Signatures{Flux: sig}, CreatedBy: key.ID}
 	if b.BuildNumber != nil {
 		in.BuildNumber = *b.BuildNumber
 	}
-	rel, err := s.Pipeline.PublishBytes(ctx, in, b.Chunk.data)
+	rel, err := s.Pipeline.PublishBytes(ctx, in, b.Chunk)
 	if err != nil {
 		s.fluxFail(w, r, err)
 		return
@@ -407,30 +871,6 @@ func (s *Server) fluxUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, fluxUploadAnswer{Success: true, Version: rel.Version, Signature: sig, PatchesGenerated: n})
-}
-
-// decodeFluxUpload reads and checks the upload body.
-func decodeFluxUpload(r *http.Request, limit int64, b *fluxUploadBody) error {
-	if err := decodeJSON(r, limit, b); err != nil {
-		return err
-	}
-	switch {
-	case b.AppID == "" || b.Version == "" || b.Chunk == nil:
-		return errBad("missing_field", "appId, version and chunk are required")
-	case b.Chunk.err != nil:
-		return errBad("invalid_chunk", "%v", b.Chunk.err)
-	case release.ValidAppID(b.AppID) != nil:
-		return errBad("invalid_app_id", "invalid app id")
-	case b.Version == "latest":
-		return errBad("version_reserved", "a version named latest cannot be published")
-	case release.ValidVersion(b.Version) != nil:
-		return errBad("invalid_version", "invalid version")
-	case b.BuildNumber != nil && *b.BuildNumber < 0:
-		return errBad("invalid_build_number", "buildNumber must be a non-negative integer")
-	case len(b.Chunk.data) == 0:
-		return errBad("empty_chunk", "chunk is empty")
-	}
-	return nil
 }
 
 // fluxAdvance points the app's default channel at rel unless its stable release is
