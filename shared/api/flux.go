@@ -192,7 +192,7 @@ func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 		s.fluxFail(w, r, err)
 		return
 	}
-	d := download{key: blob.BundleKey(app, rel.Version), contentType: "application/octet-stream", cacheControl: immutableCache}
+	d := download{key: blob.BundleKey(app, rel.Version, rel.BundleKey), contentType: "application/octet-stream", cacheControl: immutableCache}
 	if err := s.serveObject(w, r, d); errors.Is(err, blob.ErrNotFound) {
 		notFound()
 	} else if err != nil {
