@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -498,8 +499,7 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 		return res, nil
 	}
 	if o.channel != "" {
-		v := rel.Version
-		if _, err := cl.setChannel(ctx, o.app, o.channel, channelInput{Version: &v}); err != nil {
+		if err := pointChannel(ctx, cl, o.app, o.channel, rel.Version); err != nil {
 			return res, fmt.Errorf("release %s is ready but setting channel %s failed: %w", rel.Version, o.channel, err)
 		}
 		res.Channel = o.channel
@@ -532,7 +532,34 @@ func interruptedWaiting(o *publishOptions) error {
 	return fmt.Errorf("interrupted after the upload; the server validates it on its own (see: ota release get %s --app %s, or run the same command again)", o.version, o.app)
 }
 
-// waitReady polls the release until it leaves pending or the wait is over.
+// pointChannel sets channel's stable release to version. The server refuses a write
+// that lost to concurrent writers of the channel too many times (conflict); when
+// the channel serves version by then (identical publishes racing), that is done,
+// else the write is tried again a few times.
+func pointChannel(ctx context.Context, cl *client, app, channel, version string) error {
+	const attempts = 5
+	for i := 1; ; i++ {
+		_, err := cl.setChannel(ctx, app, channel, channelInput{Version: &version})
+		if err == nil || errorCode(err) != "conflict" || i == attempts {
+			return err
+		}
+		if cur, gerr := cl.getChannel(ctx, app, channel); gerr == nil && cur.Channel.Stable == version && !cur.Channel.Builtin {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i)*100*time.Millisecond + time.Duration(rand.Int64N(int64(100*time.Millisecond)))):
+		}
+	}
+}
+
+// waitReady polls the release until it leaves pending or the wait is over. While
+// no worker holds the release's ingest lease (none started, or the one that did died
+// with the server), it asks again through "complete": where the server validates
+// uploads itself (otad) that starts or takes over the validation, so a publish
+// interrupted by a server crash still finishes. Its answer is not needed (another
+// publish of the release may still be uploading the bytes): the next poll reads it.
 func waitReady(parent context.Context, cl *client, app, version string, wait, every time.Duration) (release.Release, error) {
 	ctx, cancel := context.WithTimeout(parent, wait)
 	defer cancel()
@@ -546,6 +573,11 @@ func waitReady(parent context.Context, cl *client, app, version string, wait, ev
 		}
 		if out.Release.Status != release.StatusPending {
 			return out.Release, nil
+		}
+		if !out.Release.IngestLease.Held(time.Now()) {
+			if done, err := cl.completeRelease(ctx, app, version); err == nil && done.Release.Status != release.StatusPending {
+				return done.Release, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
