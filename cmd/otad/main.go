@@ -108,7 +108,7 @@ func run(log *slog.Logger, args []string) error {
 		}
 	}()
 
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "data", o.data, "memory_limit", limit)
@@ -127,6 +127,10 @@ func run(log *slog.Logger, args []string) error {
 	}
 	return nil
 }
+
+// maxHeaderBytes bounds a request's line and headers (431 above it). Clients send a
+// few hundred bytes, signed URLs included; API Gateway allows 10 KiB.
+const maxHeaderBytes = 16 << 10
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
