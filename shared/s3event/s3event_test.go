@@ -272,3 +272,40 @@ func TestPatchRequestWithinDeadline(t *testing.T) {
 		t.Errorf("no time left: %v (want a retryable error), %d calls", err, len(reqs.deadlines))
 	}
 }
+
+// busyIngester is held by another worker for its first busy calls.
+type busyIngester struct {
+	busy, calls int
+	precomputes int
+}
+
+func (b *busyIngester) Ingest(context.Context, string) error {
+	b.calls++
+	if b.calls <= b.busy {
+		return fmt.Errorf("ingest: %w", publish.ErrBusy)
+	}
+	return nil
+}
+
+func (b *busyIngester) Precompute(context.Context, string, string) error {
+	b.precomputes++
+	return nil
+}
+
+// A duplicate event that finds another invocation validating the bundle waits for
+// it (and precomputes nothing itself twice: Precompute runs once per release); if
+// the other stays busy past this invocation's deadline, the event is retried.
+func TestHandleWaitsForBusyIngest(t *testing.T) {
+	ev := events.S3Event{Records: []events.S3EventRecord{rec("ObjectCreated:Put", "bkt", "bundles/app/1.0.0/00112233445566ff.zip")}}
+	ing := &busyIngester{busy: 2}
+	if err := (Handler{Ingester: ing}).Handle(context.Background(), ev); err != nil || ing.calls != 3 || ing.precomputes != 1 {
+		t.Fatalf("Handle = %v after %d calls, %d precomputes; want nil after 3, 1", err, ing.calls, ing.precomputes)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	stuck := &busyIngester{busy: 1 << 30}
+	err := (Handler{Ingester: stuck, PrecomputeMargin: 800 * time.Millisecond}).Handle(ctx, ev)
+	if !errors.Is(err, publish.ErrBusy) || Permanent(err) || stuck.precomputes != 0 {
+		t.Fatalf("Handle = %v (permanent %v, %d precomputes), want a retryable ErrBusy", err, Permanent(err), stuck.precomputes)
+	}
+}
