@@ -290,6 +290,11 @@ func (p *Pipeline) Ingest(ctx context.Context, key string) error {
 		p.Log.Info("ingest: release already processed", "app", r.AppID, "version", r.Version, "status", r.Status)
 		return nil
 	}
+	// Not uploaded yet (a "complete" while another publish of it is still uploading):
+	// answered without writing a lease.
+	if _, err := p.Blobs.Stat(ctx, key); err != nil {
+		return fmt.Errorf("ingest %s: %w", key, err)
+	}
 	holder, r, err := p.claim(ctx, r, ingestLease, func(x *release.Release) bool {
 		return x.Status == release.StatusPending && x.BundleKey == r.BundleKey
 	})
