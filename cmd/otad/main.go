@@ -55,7 +55,7 @@ Flags:
 func run(log *slog.Logger, args []string) error {
 	var o options
 	fs := flag.NewFlagSet("otad", flag.ContinueOnError)
-	fs.StringVar(&o.data, "data", envOr("OTA_DATA", "./.ota-data"), "folder for the embedded database and bundles")
+	fs.StringVar(&o.data, "data", envOr("OTA_DATA", "./.ota-data"), "folder for the embedded database, bundles and temp files")
 	fs.StringVar(&o.addr, "addr", envOr("OTA_ADDR", "127.0.0.1:8080"), "listen address")
 	fs.StringVar(&o.publicURL, "public-url", os.Getenv("OTA_PUBLIC_URL"), "externally visible base URL (default http://ADDR)")
 	fs.StringVar(&o.defaultApp, "default-app", os.Getenv("OTA_DEFAULT_APP"), "app served by routes that cannot name one")
