@@ -229,53 +229,12 @@ func (s *Store) GetDevice(ctx context.Context, app, id string) (release.Device, 
 	return d.V, err
 }
 
-// UpdateDevice changes (or creates) a device record; it expires DeviceTTL after the
-// last write. It is the one writer of device records: when fn changes the recorded
-// version, the app's adoption counters move in the same transaction (old version -1,
-// new +1) under the record's revision, so no path can move a device without moving
-// its count, and a conflict retries both. fn may return ErrUnchanged to skip the write.
+// UpdateDevice changes (or creates) a device record through RecordEvent, so the
+// adoption counters follow any change of the recorded version. fn may return
+// ErrUnchanged to skip the write.
 func (s *Store) UpdateDevice(ctx context.Context, app, id string, fn func(d *release.Device) error) (release.Device, error) {
-	pk := devPK(app, id)
-	for range maxRetries {
-		cur, err := getDoc[release.Device](ctx, s.t, pk, "D")
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return cur.V, fmt.Errorf("read device %s/%s: %w", app, id, err)
-		}
-		if cur.Rev == 0 {
-			cur.V = release.Device{AppID: app, ID: id}
-		}
-		d, counted := cur.V, cur.V.Version
-		if err := fn(&d); err != nil {
-			if errors.Is(err, ErrUnchanged) {
-				return d, nil
-			}
-			return d, err
-		}
-		now := s.now()
-		for v, until := range d.Failed { // drop expired failure memory
-			if until <= now.Unix() {
-				delete(d.Failed, v)
-			}
-		}
-		d.SeenAt = now.UTC()
-		op, err := putOp(pk, "D", d, Cond{Kind: IfRev, Rev: cur.Rev}, now.Add(DeviceTTL).Unix())
-		if err != nil {
-			return d, err
-		}
-		if d.Version == counted {
-			_, err = s.t.Put(ctx, op.Item, op.Cond)
-		} else {
-			err = s.t.Transact(ctx, append([]Op{op}, adoptionMove(app, counted, d.Version)...))
-		}
-		if errors.Is(err, ErrConflict) {
-			continue // another report for this device got there first: start over from it
-		}
-		if err != nil {
-			return d, fmt.Errorf("write device %s/%s: %w", app, id, err)
-		}
-		return d, nil
-	}
-	return release.Device{}, fmt.Errorf("update device %s/%s: %w after %d attempts", app, id, ErrConflict, maxRetries)
+	res, err := s.RecordEvent(ctx, app, DeviceEvent{Device: id, Mutate: fn})
+	return res.Device, err
 }
 
 // devChannelsSK counts an app's devices with a server-side channel override, so that
@@ -400,20 +359,13 @@ func (s *Store) ListAudit(ctx context.Context, app string, limit int) ([]AuditEn
 const FailureMemory = 30 * 24 * time.Hour
 
 // RecordFailure remembers that device failed version and counts the failure on the
-// version, so checks know when reading device records is worth it.
+// version (in the same transaction), so checks know when reading device records is
+// worth it.
 func (s *Store) RecordFailure(ctx context.Context, app, device, version string) error {
-	until := s.now().Add(FailureMemory).Unix()
-	if _, err := s.UpdateDevice(ctx, app, device, func(d *release.Device) error {
-		if d.Failed == nil {
-			d.Failed = map[string]int64{}
-		}
-		d.Failed[version] = until
-		return nil
-	}); err != nil {
+	if _, err := s.RecordEvent(ctx, app, DeviceEvent{Device: device, Fail: version}); err != nil {
 		return fmt.Errorf("record failure: %w", err)
 	}
-	_, err := s.t.Add(ctx, appPK(app), "FAILS#"+version, 1, until)
-	return err
+	return nil
 }
 
 // FailureCount returns how many failures were recorded for version (live memory only).
@@ -453,14 +405,11 @@ func adoptionMove(app, prev, next string) []Op {
 	return ops
 }
 
-// RecordInstall notes that device now runs version; UpdateDevice moves the adoption
-// counters with it. Repeated reports of the same version change nothing.
+// RecordInstall notes that device now runs version; the adoption counters move
+// with it. Repeated reports of the same version change nothing but the record's
+// last-seen time.
 func (s *Store) RecordInstall(ctx context.Context, app, device, version string) error {
-	_, err := s.UpdateDevice(ctx, app, device, func(d *release.Device) error {
-		d.Version = version
-		return nil
-	})
-	if err != nil {
+	if _, err := s.RecordEvent(ctx, app, DeviceEvent{Device: device, Install: version}); err != nil {
 		return fmt.Errorf("record install: %w", err)
 	}
 	return nil

@@ -77,10 +77,12 @@ func (s *Store) ReadStats(ctx context.Context, app string, days []string) ([]Sta
 }
 
 // FirstSeen records an event fingerprint and reports whether it is new; repeats
-// within ttl are duplicates (clients retry batches).
+// within ttl are duplicates. It is a write of its own: what an event counts must go
+// in the marker's transaction instead (AddStatsOnce, RecordEvent), or a crash
+// between the two loses the event.
 func (s *Store) FirstSeen(ctx context.Context, app, fingerprint string, ttl time.Duration) (bool, error) {
 	exp := s.now().Add(ttl).Unix()
-	_, err := s.t.Put(ctx, Item{PK: "DEDUP#" + app + "#" + fingerprint, SK: "E", Data: []byte("{}"), Expires: exp}, Cond{Kind: IfAbsent})
+	_, err := s.t.Put(ctx, Item{PK: dedupPK(app, fingerprint), SK: dedupSK, Data: []byte("{}"), Expires: exp}, Cond{Kind: IfAbsent})
 	if errors.Is(err, ErrConflict) {
 		return false, nil
 	}
