@@ -19,21 +19,34 @@ import (
 // repeats and the lost answers, devices per version must equal the number of devices
 // whose last recorded version is that version.
 
-// errInjected is the failure faultTable injects.
-var errInjected = errors.New("injected fault")
+// ErrInjected is the failure a FaultTable injects.
+var ErrInjected = errors.New("injected fault")
 
-// faultTable fails a share of the writes it passes on: before the write (nothing
+// FaultTable fails a share of the writes it passes on: before the write (nothing
 // happened) or after it (the write happened, its answer was lost, as on a timeout).
-// Reads are never failed, so the test can check the final state.
-type faultTable struct {
+// Reads are never failed, so a test can check the final state.
+type FaultTable struct {
 	store.Table
 	mu   sync.Mutex
 	rng  *rand.Rand
 	rate float64
 }
 
+// NewFaultTable wraps t, failing the given share of writes (0 to 1), half of them
+// before and half after the write, as seed draws them.
+func NewFaultTable(t store.Table, seed uint64, rate float64) *FaultTable {
+	return &FaultTable{Table: t, rng: rand.New(rand.NewPCG(seed, seed>>1)), rate: rate}
+}
+
+// SetRate changes the share of writes failed from now on.
+func (f *FaultTable) SetRate(rate float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rate = rate
+}
+
 // roll decides one write's fate: fail before it, fail after it, or neither.
-func (f *faultTable) roll() (before, after bool) {
+func (f *FaultTable) roll() (before, after bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.rng.Float64() >= f.rate {
@@ -42,38 +55,38 @@ func (f *faultTable) roll() (before, after bool) {
 	return f.rng.IntN(2) == 0, true
 }
 
-func (f *faultTable) Put(ctx context.Context, it store.Item, c store.Cond) (store.Item, error) {
+func (f *FaultTable) Put(ctx context.Context, it store.Item, c store.Cond) (store.Item, error) {
 	before, after := f.roll()
 	if before {
-		return store.Item{}, errInjected
+		return store.Item{}, ErrInjected
 	}
 	got, err := f.Table.Put(ctx, it, c)
 	if err == nil && after {
-		return store.Item{}, errInjected
+		return store.Item{}, ErrInjected
 	}
 	return got, err
 }
 
-func (f *faultTable) Add(ctx context.Context, pk, sk string, delta, expires int64) (int64, error) {
+func (f *FaultTable) Add(ctx context.Context, pk, sk string, delta, expires int64) (int64, error) {
 	before, after := f.roll()
 	if before {
-		return 0, errInjected
+		return 0, ErrInjected
 	}
 	n, err := f.Table.Add(ctx, pk, sk, delta, expires)
 	if err == nil && after {
-		return 0, errInjected
+		return 0, ErrInjected
 	}
 	return n, err
 }
 
-func (f *faultTable) Transact(ctx context.Context, ops []store.Op) error {
+func (f *FaultTable) Transact(ctx context.Context, ops []store.Op) error {
 	before, after := f.roll()
 	if before {
-		return errInjected
+		return ErrInjected
 	}
 	err := f.Table.Transact(ctx, ops)
 	if err == nil && after {
-		return errInjected
+		return ErrInjected
 	}
 	return err
 }
@@ -107,7 +120,7 @@ func (e deviceEvent) apply(ctx context.Context, s *store.Store, device string) e
 		case "channel":
 			_, err = s.SetDeviceChannel(ctx, "app", device, e.channel)
 		}
-		if !errors.Is(err, errInjected) {
+		if !errors.Is(err, ErrInjected) {
 			return err
 		}
 	}
@@ -156,7 +169,7 @@ func testStoreAdoptionProperty(t *testing.T, tb store.Table) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
-	ft := &faultTable{Table: tb, rng: rand.New(rand.NewPCG(seed+1, seed)), rate: 0.15}
+	ft := NewFaultTable(tb, seed+1, 0.15)
 	s := store.New(ft)
 	const devices, events, workers = 40, 12, 8
 	histories := make([]([]deviceEvent), devices)

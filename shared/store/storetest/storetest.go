@@ -76,6 +76,8 @@ var cases = []struct {
 	{"StoreAPIKeysHashed", testStoreKeys},
 	{"StoreStatsSharded", testStoreStats},
 	{"StoreFirstSeen", testStoreFirstSeen},
+	{"StoreStatsExactlyOnce", testStoreStatsOnce},
+	{"StoreEventExactlyOnce", testStoreEventOnce},
 	{"StoreSeqPatchesAudit", testStoreMisc},
 }
 
