@@ -129,8 +129,10 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 		app string
 		key store.StatKey
 	}
-	counts := map[counter]int64{} // plain counters, added once per batch
+	counts := map[counter]int64{} // counters of events without a timestamp, added once per batch
 	var order []counter
+	once := map[string][]store.StatEvent{} // per app: de-duplicated counter events
+	var apps []string
 	ignored := 0
 	channels := map[string]string{} // device -> channel its events count under
 	now := s.Store.Now()
@@ -148,16 +150,12 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 			s.writeErr(w, r, err)
 			return
 		}
+		// A timestamped event is recognized when its batch is resent; its marker is
+		// written in the same transaction as what it counts.
+		var marker store.Marker
 		if ts := ev.Timestamp.String(); ts != "" {
 			h := sha256.Sum256([]byte(ev.DeviceID + "\x00" + ev.Action + "\x00" + ts + "\x00" + ev.VersionName))
-			fresh, err := s.Store.FirstSeen(ctx, app.ID, hex.EncodeToString(h[:]), capgoDedupTTL)
-			if err != nil {
-				s.writeErr(w, r, err)
-				return
-			}
-			if !fresh {
-				continue // a retried batch
-			}
+			marker = store.Marker{Fingerprint: hex.EncodeToString(h[:]), TTL: capgoDedupTTL}
 		}
 		channel, err := s.capgoEventChannel(ctx, app, &ev.capgoInfo, channels)
 		if err != nil {
@@ -174,6 +172,13 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 		}
 		if kind == OutcomeInfo {
 			c := counter{app.ID, store.StatKey{Channel: channel, Version: version, Action: ev.Action}}
+			if marker.Fingerprint != "" {
+				if _, ok := once[app.ID]; !ok {
+					apps = append(apps, app.ID)
+				}
+				once[app.ID] = append(once[app.ID], store.StatEvent{Marker: marker, Key: c.key})
+				continue
+			}
 			if _, ok := counts[c]; !ok {
 				order = append(order, c)
 			}
@@ -181,8 +186,14 @@ func (s *Server) capgoStats(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		o := Outcome{AppID: app.ID, DeviceID: ev.DeviceID, Channel: channel, Version: version,
-			Platform: ev.Platform, Action: ev.Action, Kind: kind, At: now}
+			Platform: ev.Platform, Action: ev.Action, Kind: kind, At: now, Marker: marker}
 		if err := s.recordOutcome(ctx, o); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	for _, app := range apps {
+		if _, err := s.Store.AddStatsOnce(ctx, app, store.Day(now), once[app]); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}

@@ -34,6 +34,9 @@ type Outcome struct {
 	Action   string // the client's own action name, counted as is
 	Kind     OutcomeKind
 	At       time.Time
+	// Marker de-duplicates the report (a resent batch); zero when the client sends
+	// nothing to tell a repeat by. It is written with everything the report counts.
+	Marker store.Marker
 }
 
 // Counter actions derived from outcomes, next to the clients' own.
@@ -48,7 +51,10 @@ const (
 const crashDedupTTL = store.FailureMemory
 
 // recordOutcome counts the report per day, remembers failures per device, and
-// feeds the rollout's failure rate.
+// feeds the rollout's failure rate. The report's marker, counters and device write
+// go in one transaction, so a report counts once however it is resent; a repeat
+// changes nothing. The rollout check and cache invalidation come after the write:
+// they may run again on a resend, which they tolerate.
 func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 	if o.At.IsZero() {
 		o.At = s.Store.Now()
@@ -58,50 +64,50 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 			o.Channel = app.DefaultChannel
 		}
 	}
-	day := store.Day(o.At)
-	if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: o.Action}, 1); err != nil {
-		return err
+	key := func(action string) store.StatKey {
+		return store.StatKey{Channel: o.Channel, Version: o.Version, Action: action}
 	}
+	ev := store.DeviceEvent{Marker: o.Marker, Day: store.Day(o.At), Stats: []store.StatKey{key(o.Action)}}
+	device := o.DeviceID != "" && o.Version != ""
 	switch o.Kind {
 	case OutcomeInstalled:
-		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionInstalled}, 1); err != nil {
-			return err
+		ev.Stats = append(ev.Stats, key(ActionInstalled))
+		if device {
+			ev.Device, ev.Install = o.DeviceID, o.Version
 		}
-		if o.DeviceID != "" && o.Version != "" {
-			if err := s.Store.RecordInstall(ctx, o.AppID, o.DeviceID, o.Version); err != nil {
-				return err
-			}
-		}
-		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true, false)
 	case OutcomeFailed:
-		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionFailed}, 1); err != nil {
-			return err
+		ev.Stats = append(ev.Stats, key(ActionFailed))
+		if device {
+			ev.Device, ev.Fail = o.DeviceID, o.Version
 		}
-		if o.DeviceID != "" && o.Version != "" {
-			if err := s.Store.RecordFailure(ctx, o.AppID, o.DeviceID, o.Version); err != nil {
-				return err
-			}
-			s.invalidateForFailure(o.AppID, o.Version)
-		}
-		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true, true)
 	case OutcomeCrashed:
 		// No failure memory: the device already runs the version, so memory would
 		// not spare it a download loop (what it is for), and on a rolling version it
 		// would move the device back to stable at its next check: a per-device
 		// rollback on one crash, which may be the OS or native code. Whether the
 		// version is bad is the rollout's failure rate to say, over many devices.
-		if o.DeviceID == "" || o.Version == "" {
-			return nil
+		if device {
+			h := sha256.Sum256([]byte("crash\x00" + o.DeviceID + "\x00" + o.Version))
+			ev.Once = store.Marker{Fingerprint: hex.EncodeToString(h[:]), TTL: crashDedupTTL}
+			ev.OnceStats = []store.StatKey{key(ActionCrashed)}
 		}
-		h := sha256.Sum256([]byte("crash\x00" + o.DeviceID + "\x00" + o.Version))
-		first, err := s.Store.FirstSeen(ctx, o.AppID, hex.EncodeToString(h[:]), crashDedupTTL)
-		if err != nil || !first {
-			return err
+	}
+	res, err := s.Store.RecordEvent(ctx, o.AppID, ev)
+	if err != nil || res.Duplicate {
+		return err
+	}
+	switch o.Kind {
+	case OutcomeInstalled:
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true, false)
+	case OutcomeFailed:
+		if device {
+			s.invalidateForFailure(o.AppID, o.Version)
 		}
-		if _, err := s.Store.AddStat(ctx, o.AppID, day, store.StatKey{Channel: o.Channel, Version: o.Version, Action: ActionCrashed}, 1); err != nil {
-			return err
+		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, true, true)
+	case OutcomeCrashed:
+		if res.OnceFirst {
+			return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, false, true)
 		}
-		return s.checkRolloutHealth(ctx, o.AppID, o.Channel, o.Version, false, true)
 	}
 	return nil
 }
