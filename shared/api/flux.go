@@ -315,8 +315,8 @@ func decodeFluxUpload(body io.Reader, limit int64, scope func(app string) error,
 	return nil
 }
 
-// fluxDecoder is a JSON reader for the one shape of the upload body. Every error it
-// returns is a *badRequest.
+// fluxDecoder is a JSON reader for the one shape of the upload body. Its own errors
+// are *badRequest; the scope callback's are passed on as they are.
 type fluxDecoder struct {
 	r     *bufio.Reader
 	stage *stageReader
