@@ -7,10 +7,13 @@ LAMBDA_FLAGS := -trimpath -ldflags "-s -w" -tags lambda.norpc
 
 include sam.mk
 
-.PHONY: run test test-short vet build sizes deploy emulators emulators-stop bench soak tools clean
+.PHONY: run test test-short vet build sizes deploy emulators emulators-stop bench soak tools clean install
 
 run: ## start otad on ./.ota-data and print the quickstart
 	$(GO) run ./cmd/otad --data ./.ota-data --addr 127.0.0.1:8080
+
+install: ## go install ota and otad (into GOBIN, else GOPATH/bin)
+	$(GO) install ./cmd/ota ./cmd/otad
 
 test: ## every test, with DynamoDB Local, versitygw and @capgo/cli installed and started here
 	bash infra/test.sh
