@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -49,29 +50,72 @@ Memory: otad sets Go's soft memory limit to 1GiB unless GOMEMLIMIT or
 time, within a budget kept below that limit; pairs that would not fit or would not
 pay (very large or incompressible files) are skipped and logged.
 
+Environment: OTA_ADMIN_KEY sets the admin key on first start (otherwise one is
+generated and printed once). Each flag's default comes from the variable shown
+beside it; the flag wins over the variable.
+
 Flags:
 `
 
-func run(log *slog.Logger, args []string) error {
-	var o options
+// flagEnv names the environment variable each flag defaults from, so --help can
+// show both (a deployment usually sets variables, a shell usually sets flags).
+var flagEnv = map[string]string{
+	"data":           "OTA_DATA",
+	"addr":           "OTA_ADDR",
+	"public-url":     "OTA_PUBLIC_URL",
+	"default-app":    "OTA_DEFAULT_APP",
+	"dynamodb-table": "OTA_TABLE",
+	"s3-bucket":      "OTA_BUCKET",
+	"cdn-domain":     "OTA_CDN_DOMAIN",
+	"cdn-key-id":     "OTA_CDN_KEY_ID",
+	"cdn-key-file":   "OTA_CDN_KEY_FILE",
+	"memory-limit":   "GOMEMLIMIT",
+}
+
+func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("otad", flag.ContinueOnError)
-	fs.StringVar(&o.data, "data", envOr("OTA_DATA", "./.ota-data"), "folder for the embedded database, bundles and temp files")
-	fs.StringVar(&o.addr, "addr", envOr("OTA_ADDR", "127.0.0.1:8080"), "listen address")
-	fs.StringVar(&o.publicURL, "public-url", os.Getenv("OTA_PUBLIC_URL"), "externally visible base URL (default http://ADDR)")
-	fs.StringVar(&o.defaultApp, "default-app", os.Getenv("OTA_DEFAULT_APP"), "app served by routes that cannot name one")
-	fs.StringVar(&o.table, "dynamodb-table", os.Getenv("OTA_TABLE"), "use this DynamoDB table instead of the embedded database")
-	fs.StringVar(&o.bucket, "s3-bucket", os.Getenv("OTA_BUCKET"), "use this S3 bucket instead of the local folder")
-	fs.StringVar(&o.cdnDomain, "cdn-domain", os.Getenv("OTA_CDN_DOMAIN"), "CloudFront domain for signed download URLs (with -s3-bucket)")
-	fs.StringVar(&o.cdnKeyID, "cdn-key-id", os.Getenv("OTA_CDN_KEY_ID"), "CloudFront key pair id")
-	fs.StringVar(&o.cdnKeyFile, "cdn-key-file", os.Getenv("OTA_CDN_KEY_FILE"), "CloudFront PKCS#8 private key (PEM)")
+	fs.StringVar(&o.data, "data", envOr("OTA_DATA", "./.ota-data"), "folder `DIR` for the embedded database, bundles and temp files")
+	fs.StringVar(&o.addr, "addr", envOr("OTA_ADDR", "127.0.0.1:8080"), "listen address `HOST:PORT`")
+	fs.StringVar(&o.publicURL, "public-url", os.Getenv("OTA_PUBLIC_URL"), "externally visible base `URL` (default http://ADDR)")
+	fs.StringVar(&o.defaultApp, "default-app", os.Getenv("OTA_DEFAULT_APP"), "`APP` served by routes that cannot name one")
+	fs.StringVar(&o.table, "dynamodb-table", os.Getenv("OTA_TABLE"), "use this DynamoDB `TABLE` instead of the embedded database")
+	fs.StringVar(&o.bucket, "s3-bucket", os.Getenv("OTA_BUCKET"), "use this S3 `BUCKET` instead of the local folder")
+	fs.StringVar(&o.cdnDomain, "cdn-domain", os.Getenv("OTA_CDN_DOMAIN"), "CloudFront `DOMAIN` for signed download URLs (with --s3-bucket)")
+	fs.StringVar(&o.cdnKeyID, "cdn-key-id", os.Getenv("OTA_CDN_KEY_ID"), "CloudFront key pair `ID`")
+	fs.StringVar(&o.cdnKeyFile, "cdn-key-file", os.Getenv("OTA_CDN_KEY_FILE"), "CloudFront PKCS#8 private key `FILE` (PEM)")
 	fs.DurationVar(&o.stateTTL, "state-ttl", 5*time.Second, "how long channel state is cached (max delay of a channel change)")
 	fs.DurationVar(&o.urlTTL, "url-ttl", time.Hour, "lifetime of signed download URLs")
 	fs.DurationVar(&o.capgoURLTTL, "capgo-url-ttl", api.DefaultCapgoURLTTL, "lifetime of the download URLs in Capgo update answers (Android may start the download days later)")
-	fs.StringVar(&o.memoryLimit, "memory-limit", "", "Go soft memory limit, e.g. 1GiB, 512MiB or off (default 1GiB, or GOMEMLIMIT when set)")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "", "Go soft memory `LIMIT`, e.g. 1GiB, 512MiB or off (default 1GiB, or GOMEMLIMIT when set)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
-		fs.PrintDefaults()
+		printFlags(fs.Output(), fs)
 	}
+	return fs
+}
+
+// printFlags is flag.PrintDefaults with GNU-style "--name VALUE (ENV)" lines.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if env := flagEnv[f.Name]; env != "" {
+			line += " (" + env + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.Name != "memory-limit" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func run(log *slog.Logger, args []string) error {
+	var o options
+	fs := newFlagSet(&o)
 	err := fs.Parse(args)
 	if err != nil {
 		return err
