@@ -203,7 +203,7 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 	if !plainZip(&from) {
 		return a, nil
 	}
-	p, err := s.Store.GetPatch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
+	p, err := s.state.patch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
 	if errors.Is(err, store.ErrNotFound) {
 		if from.Status == release.StatusReady && from.Version != rel.Version {
 			s.requestPatch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
@@ -224,7 +224,7 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 // cdFind resolves a snapshot reference: a version name, else a release id.
 func (s *Server) cdFind(ctx context.Context, app, ref string) (release.Release, error) {
 	if release.ValidVersion(ref) == nil {
-		rel, err := s.Store.GetRelease(ctx, app, ref)
+		rel, err := s.state.release(ctx, app, ref)
 		if !errors.Is(err, store.ErrNotFound) {
 			return rel, err
 		}

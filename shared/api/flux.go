@@ -225,7 +225,7 @@ func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p, err := s.Store.GetPatch(ctx, app, publish.KindFlux, from, to)
+	p, err := s.state.patch(ctx, app, publish.KindFlux, from, to)
 	if errors.Is(err, store.ErrNotFound) {
 		s.requestPatch(ctx, app, publish.KindFlux, from, to)
 		notFound()

@@ -381,7 +381,7 @@ func (s *Server) servableRelease(ctx context.Context, app, version string) (rele
 	if release.ValidAppID(app) != nil || release.ValidVersion(version) != nil {
 		return release.Release{}, store.ErrNotFound
 	}
-	rel, err := s.Store.GetRelease(ctx, app, version)
+	rel, err := s.state.release(ctx, app, version) // cached: on every download and check
 	if err != nil {
 		return rel, err
 	}

@@ -118,15 +118,7 @@ func (s *Server) recordOutcome(ctx context.Context, o Outcome) error {
 // not turn every check into a reload.
 func (s *Server) invalidateForFailure(app, version string) {
 	c := s.state
-	c.mu.Lock()
-	stale := false
-	for k, e := range c.chans {
-		if _, serves := e.rels[version]; k[0] == app && serves && !e.failed[version] {
-			stale = true
-			break
-		}
-	}
-	c.mu.Unlock()
+	stale := c.servesUnfailed(app, version)
 	if stale {
 		c.invalidate(app)
 	}

@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
 )
+
+// stateEntries caps each of the state cache's maps. Keys come from devices (app ids,
+// channel names, versions), so an unbounded map would let anyone grow otad's memory;
+// past the cap the least recently used entry goes, which costs a store read at most.
+const stateEntries = 4096
 
 // channelState is what a check needs about one channel, cached per process so that
 // steady-state checks cost no store reads at all.
@@ -26,37 +32,73 @@ type cachedApp struct {
 	at  time.Time
 }
 
-// stateCache holds channel state for ttl. A management write in this process
-// invalidates its app at once; other processes (other Lambda instances) see the
-// change within ttl.
-type stateCache struct {
-	st  *store.Store
-	ttl time.Duration
-
-	mu     sync.Mutex
-	apps   map[string]cachedApp
-	chans  map[[2]string]channelState
-	devChs map[string]cachedCount // app -> devices with a channel override
-}
-
 type cachedCount struct {
 	n  int64
 	at time.Time
 }
 
-func newStateCache(st *store.Store, ttl time.Duration) *stateCache {
-	return &stateCache{st: st, ttl: ttl, apps: map[string]cachedApp{}, chans: map[[2]string]channelState{},
-		devChs: map[string]cachedCount{}}
+type cachedRelease struct {
+	rel release.Release
+	ok  bool // false: no such release
+	at  time.Time
 }
+
+type cachedPatch struct {
+	p  store.Patch
+	at time.Time
+}
+
+type relKey struct{ app, version string }
+
+type patchKey struct{ app, kind, from, to string }
+
+// stateCache holds what checks read, each entry for ttl and each map at most
+// stateEntries long (an LRU: the size bound; the ttl is checked on read). A management
+// write in this process invalidates its app at once; other processes (other Lambda
+// instances) see the change within ttl.
+type stateCache struct {
+	st  *store.Store
+	ttl time.Duration
+
+	apps    *lru.Cache[string, cachedApp]
+	chans   *lru.Cache[[2]string, channelState]
+	devChs  *lru.Cache[string, cachedCount] // app -> devices with a channel override
+	rels    *lru.Cache[relKey, cachedRelease]
+	patches *lru.Cache[patchKey, cachedPatch]
+}
+
+func newLRU[K comparable, V any](n int) *lru.Cache[K, V] {
+	c, err := lru.New[K, V](n)
+	if err != nil {
+		panic(err) // only for n <= 0
+	}
+	return c
+}
+
+func newStateCache(st *store.Store, ttl time.Duration) *stateCache {
+	return &stateCache{st: st, ttl: ttl,
+		apps:    newLRU[string, cachedApp](stateEntries),
+		chans:   newLRU[[2]string, channelState](stateEntries),
+		devChs:  newLRU[string, cachedCount](stateEntries),
+		rels:    newLRU[relKey, cachedRelease](stateEntries),
+		patches: newLRU[patchKey, cachedPatch](stateEntries),
+	}
+}
+
+// entries is how many entries the cache holds in all (tests check the bound).
+func (c *stateCache) entries() int {
+	return c.apps.Len() + c.chans.Len() + c.devChs.Len() + c.rels.Len() + c.patches.Len()
+}
+
+// fresh reports whether an entry loaded at is still within ttl.
+func (c *stateCache) fresh(at time.Time) bool { return time.Since(at) < c.ttl }
 
 var errUnknownApp = errors.New("unknown app")
 
 func (c *stateCache) app(ctx context.Context, id string) (release.App, error) {
-	now := time.Now()
-	c.mu.Lock()
-	e, hit := c.apps[id]
-	c.mu.Unlock()
-	if !hit || now.Sub(e.at) >= c.ttl {
+	e, hit := c.apps.Get(id)
+	if !hit || !c.fresh(e.at) {
+		now := time.Now()
 		a, err := c.st.GetApp(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -66,9 +108,7 @@ func (c *stateCache) app(ctx context.Context, id string) (release.App, error) {
 		default:
 			e = cachedApp{app: a, ok: true, at: now}
 		}
-		c.mu.Lock()
-		c.apps[id] = e
-		c.mu.Unlock()
+		c.apps.Add(id, e)
 	}
 	if !e.ok {
 		return release.App{}, errUnknownApp
@@ -77,22 +117,17 @@ func (c *stateCache) app(ctx context.Context, id string) (release.App, error) {
 }
 
 func (c *stateCache) channel(ctx context.Context, app, name string) (channelState, error) {
-	now := time.Now()
 	k := [2]string{app, name}
-	c.mu.Lock()
-	e, hit := c.chans[k]
-	c.mu.Unlock()
-	if hit && now.Sub(e.at) < c.ttl {
+	if e, hit := c.chans.Get(k); hit && c.fresh(e.at) {
 		return e, nil
 	}
+	now := time.Now()
 	e, err := c.load(ctx, app, name)
 	if err != nil {
 		return e, err
 	}
 	e.at = now
-	c.mu.Lock()
-	c.chans[k] = e
-	c.mu.Unlock()
+	c.chans.Add(k, e)
 	return e, nil
 }
 
@@ -131,43 +166,84 @@ func (c *stateCache) load(ctx context.Context, app, name string) (channelState, 
 	return e, nil
 }
 
+// release returns a release record (store.ErrNotFound when there is none), cached:
+// check-device and the download routes resolve device-named versions on every request.
+func (c *stateCache) release(ctx context.Context, app, version string) (release.Release, error) {
+	k := relKey{app, version}
+	e, hit := c.rels.Get(k)
+	if !hit || !c.fresh(e.at) {
+		now := time.Now()
+		r, err := c.st.GetRelease(ctx, app, version)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			e = cachedRelease{at: now}
+		case err != nil:
+			return release.Release{}, err
+		default:
+			e = cachedRelease{rel: r, ok: true, at: now}
+		}
+		c.rels.Add(k, e)
+	}
+	if !e.ok {
+		return release.Release{}, store.ErrNotFound
+	}
+	return e.rel, nil
+}
+
+// patch returns a patch record (store.ErrNotFound when there is none). Only found
+// patches are cached: a missing one is being computed and should show up at once, and
+// its caller asks for it (a write) anyway.
+func (c *stateCache) patch(ctx context.Context, app, kind, from, to string) (store.Patch, error) {
+	k := patchKey{app, kind, from, to}
+	if e, hit := c.patches.Get(k); hit && c.fresh(e.at) {
+		return e.p, nil
+	}
+	now := time.Now()
+	p, err := c.st.GetPatch(ctx, app, kind, from, to)
+	if err != nil {
+		return p, err
+	}
+	c.patches.Add(k, cachedPatch{p: p, at: now})
+	return p, nil
+}
+
 // deviceChannels returns how many devices of app may have a server-side channel
 // override (0: none, and checks need not read device records for it).
 func (c *stateCache) deviceChannels(ctx context.Context, app string) (int64, error) {
-	now := time.Now()
-	c.mu.Lock()
-	e, hit := c.devChs[app]
-	c.mu.Unlock()
-	if hit && now.Sub(e.at) < c.ttl {
+	if e, hit := c.devChs.Get(app); hit && c.fresh(e.at) {
 		return e.n, nil
 	}
+	now := time.Now()
 	n, err := c.st.DeviceChannelOverrides(ctx, app)
 	if err != nil {
 		return 0, err
 	}
-	c.mu.Lock()
-	c.devChs[app] = cachedCount{n: n, at: now}
-	c.mu.Unlock()
+	c.devChs.Add(app, cachedCount{n: n, at: now})
 	return n, nil
 }
 
 // forgetDeviceChannels drops an app's cached override count (after a device's
 // override changed in this process).
-func (c *stateCache) forgetDeviceChannels(app string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.devChs, app)
-}
+func (c *stateCache) forgetDeviceChannels(app string) { c.devChs.Remove(app) }
 
-// invalidate drops an app's cached state (after a write in this process).
+// invalidate drops an app's cached state (after a write in this process). It walks
+// the bounded maps: writes are rare next to checks.
 func (c *stateCache) invalidate(app string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.apps, app)
-	delete(c.devChs, app)
-	for k := range c.chans {
+	c.apps.Remove(app)
+	c.devChs.Remove(app)
+	for _, k := range c.chans.Keys() {
 		if k[0] == app {
-			delete(c.chans, k)
+			c.chans.Remove(k)
+		}
+	}
+	for _, k := range c.rels.Keys() {
+		if k.app == app {
+			c.rels.Remove(k)
+		}
+	}
+	for _, k := range c.patches.Keys() {
+		if k.app == app {
+			c.patches.Remove(k)
 		}
 	}
 }
@@ -210,4 +286,21 @@ func mayHaveFailed(device string, cs channelState) bool {
 	}
 	ro := cs.ch.Rolling
 	return ro != nil && !ro.Halted && cs.failed[ro.Version] && release.InRollout(device, ro.Salt, ro.Percent)
+}
+
+// servesUnfailed reports whether a cached channel of app serves version without
+// knowing yet that a device failed it.
+func (c *stateCache) servesUnfailed(app, version string) bool {
+	for _, k := range c.chans.Keys() {
+		if k[0] != app {
+			continue
+		}
+		// Peek: this scan must not reorder the LRU.
+		if e, ok := c.chans.Peek(k); ok {
+			if _, serves := e.rels[version]; serves && !e.failed[version] {
+				return true
+			}
+		}
+	}
+	return false
 }
