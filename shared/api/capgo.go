@@ -61,8 +61,8 @@ import (
 // capgoCheckRoutes lists this adapter's check routes.
 func capgoCheckRoutes() []Route {
 	return []Route{
-		{"POST", "/capgo/updates", GroupCheck, (*Server).capgoUpdates},
-		{"POST", "/capgo/updates/manifest_size", GroupCheck, (*Server).capgoManifestSize},
+		{"POST", "/capgo/updates", GroupCheck, (*Server).capgoUpdates, AuthNone},
+		{"POST", "/capgo/updates/manifest_size", GroupCheck, (*Server).capgoManifestSize, AuthNone},
 	}
 }
 

@@ -52,10 +52,10 @@ import (
 // capgoConfirmRoutes lists this adapter's confirm routes.
 func capgoConfirmRoutes() []Route {
 	return []Route{
-		{"POST", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelSet},
-		{"PUT", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelGet},
-		{"GET", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelList},
-		{"DELETE", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelUnset},
+		{"POST", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelSet, AuthNone},
+		{"PUT", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelGet, AuthNone},
+		{"GET", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelList, AuthNone},
+		{"DELETE", "/capgo/channel_self", GroupConfirm, (*Server).capgoChannelUnset, AuthNone},
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 // capgoStatsRoutes lists this adapter's stats routes.
 func capgoStatsRoutes() []Route {
 	return []Route{
-		{"POST", "/capgo/stats", GroupStats, (*Server).capgoStats},
+		{"POST", "/capgo/stats", GroupStats, (*Server).capgoStats, AuthNone},
 	}
 }
 

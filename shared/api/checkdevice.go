@@ -24,9 +24,9 @@ import (
 // checkDeviceCheckRoutes lists this adapter's check routes (all of its routes).
 func checkDeviceCheckRoutes() []Route {
 	return []Route{
-		{"POST", "/apps/{appId}/channels/check-device", GroupCheck, (*Server).cdCheck},
-		{"GET", "/apps/{appId}/snapshots/{id}/zip", GroupCheck, (*Server).cdSnapshotZip},
-		{"GET", "/apps/{appId}/snapshots/{id}/manifest", GroupCheck, (*Server).cdSnapshotManifest},
+		{"POST", "/apps/{appId}/channels/check-device", GroupCheck, (*Server).cdCheck, AuthDeviceToken},
+		{"GET", "/apps/{appId}/snapshots/{id}/zip", GroupCheck, (*Server).cdSnapshotZip, AuthDeviceToken},
+		{"GET", "/apps/{appId}/snapshots/{id}/manifest", GroupCheck, (*Server).cdSnapshotManifest, AuthDeviceToken},
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // deviceConfirmRoutes lists this adapter's confirm routes.
 func deviceConfirmRoutes() []Route {
 	return []Route{
-		{"POST", "/v1/device/report", GroupConfirm, (*Server).deviceReport},
+		{"POST", "/v1/device/report", GroupConfirm, (*Server).deviceReport, AuthNone},
 	}
 }
 

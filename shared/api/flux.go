@@ -35,7 +35,7 @@ var fluxPrefixes = []string{"/flux", "/flux/k/{key}"}
 func fluxUploadRoutes() []Route {
 	var rs []Route
 	for _, p := range fluxPrefixes {
-		rs = append(rs, Route{"POST", p + "/releases", GroupUpload, (*Server).fluxUpload})
+		rs = append(rs, Route{"POST", p + "/releases", GroupUpload, (*Server).fluxUpload, AuthFluxPathKey})
 	}
 	return rs
 }
@@ -45,11 +45,11 @@ func fluxCheckRoutes() []Route {
 	var rs []Route
 	for _, p := range fluxPrefixes {
 		rs = append(rs,
-			Route{"GET", p + "/releases/{appId}/latest", GroupCheck, (*Server).fluxLatest},
-			Route{"GET", p + "/releases/{appId}/{version}", GroupCheck, (*Server).fluxVersion},
-			Route{"GET", p + "/chunks/{appId}/{version}", GroupCheck, (*Server).fluxChunk},
-			Route{"GET", p + "/patches/{appId}/{from}/{to}", GroupCheck, (*Server).fluxPatch},
-			Route{"GET", p + "/health", GroupCheck, (*Server).fluxHealth},
+			Route{"GET", p + "/releases/{appId}/latest", GroupCheck, (*Server).fluxLatest, AuthFluxPathKey},
+			Route{"GET", p + "/releases/{appId}/{version}", GroupCheck, (*Server).fluxVersion, AuthFluxPathKey},
+			Route{"GET", p + "/chunks/{appId}/{version}", GroupCheck, (*Server).fluxChunk, AuthFluxPathKey},
+			Route{"GET", p + "/patches/{appId}/{from}/{to}", GroupCheck, (*Server).fluxPatch, AuthFluxPathKey},
+			Route{"GET", p + "/health", GroupCheck, (*Server).fluxHealth, AuthFluxPathKey},
 		)
 	}
 	return rs

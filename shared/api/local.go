@@ -16,10 +16,10 @@ import (
 // downloads and uploads.
 func localRoutes() []Route {
 	return []Route{
-		{"GET", "/healthz", GroupLocal, (*Server).healthz},
-		{"GET", "/dl/{key...}", GroupLocal, (*Server).localDownload},
-		{"HEAD", "/dl/{key...}", GroupLocal, (*Server).localDownload},
-		{"PUT", "/blob/{key...}", GroupLocal, (*Server).localUpload},
+		{"GET", "/healthz", GroupLocal, (*Server).healthz, AuthNone},
+		{"GET", "/dl/{key...}", GroupLocal, (*Server).localDownload, AuthNone},
+		{"HEAD", "/dl/{key...}", GroupLocal, (*Server).localDownload, AuthNone},
+		{"PUT", "/blob/{key...}", GroupLocal, (*Server).localUpload, AuthNone},
 	}
 }
 

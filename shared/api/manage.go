@@ -19,27 +19,27 @@ import (
 // manageAdminRoutes lists the admin routes of the management API.
 func manageAdminRoutes() []Route {
 	return []Route{
-		{"GET", "/v1/apps", GroupAdmin, (*Server).listApps},
-		{"POST", "/v1/apps", GroupAdmin, (*Server).createApp},
-		{"GET", "/v1/apps/{app}", GroupAdmin, (*Server).getApp},
-		{"PATCH", "/v1/apps/{app}", GroupAdmin, (*Server).updateApp},
-		{"GET", "/v1/apps/{app}/releases", GroupAdmin, (*Server).listReleases},
-		{"GET", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).getRelease},
-		{"DELETE", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).deleteRelease},
-		{"GET", "/v1/apps/{app}/channels", GroupAdmin, (*Server).listChannels},
-		{"GET", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).getChannel},
-		{"PUT", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).setChannel},
-		{"GET", "/v1/keys", GroupAdmin, (*Server).listKeys},
-		{"POST", "/v1/keys", GroupAdmin, (*Server).createKey},
-		{"DELETE", "/v1/keys/{id}", GroupAdmin, (*Server).revokeKey},
+		{"GET", "/v1/apps", GroupAdmin, (*Server).listApps, AuthKey},
+		{"POST", "/v1/apps", GroupAdmin, (*Server).createApp, AuthKeyAdmin},
+		{"GET", "/v1/apps/{app}", GroupAdmin, (*Server).getApp, AuthKeyApp},
+		{"PATCH", "/v1/apps/{app}", GroupAdmin, (*Server).updateApp, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/releases", GroupAdmin, (*Server).listReleases, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).getRelease, AuthKeyApp},
+		{"DELETE", "/v1/apps/{app}/releases/{version}", GroupAdmin, (*Server).deleteRelease, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/channels", GroupAdmin, (*Server).listChannels, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).getChannel, AuthKeyApp},
+		{"PUT", "/v1/apps/{app}/channels/{channel}", GroupAdmin, (*Server).setChannel, AuthKeyApp},
+		{"GET", "/v1/keys", GroupAdmin, (*Server).listKeys, AuthKeyAdmin},
+		{"POST", "/v1/keys", GroupAdmin, (*Server).createKey, AuthKeyAdmin},
+		{"DELETE", "/v1/keys/{id}", GroupAdmin, (*Server).revokeKey, AuthKeyAdmin},
 	}
 }
 
 // manageUploadRoutes lists the upload routes of the management API (release creation).
 func manageUploadRoutes() []Route {
 	return []Route{
-		{"POST", "/v1/apps/{app}/releases", GroupUpload, (*Server).createRelease},
-		{"POST", "/v1/apps/{app}/releases/{version}/complete", GroupUpload, (*Server).completeRelease},
+		{"POST", "/v1/apps/{app}/releases", GroupUpload, (*Server).createRelease, AuthKeyApp},
+		{"POST", "/v1/apps/{app}/releases/{version}/complete", GroupUpload, (*Server).completeRelease, AuthKeyApp},
 	}
 }
 
@@ -95,17 +95,14 @@ func storeErr(err error, what string) error {
 	return err
 }
 
-// appParam validates the {app} path value and the key's scope, and that the app exists.
+// appParam returns the {app} of an AuthKeyApp route, which must exist, and the key
+// Mount checked for it (the id is valid and in the key's scope by then).
 func (s *Server) appParam(r *http.Request) (release.App, store.APIKey, error) {
-	id := r.PathValue("app")
-	if err := release.ValidAppID(id); err != nil {
-		return release.App{}, store.APIKey{}, errBad("invalid_app_id", "%v", err)
-	}
-	k, err := s.authApp(r, id)
+	k, err := keyFrom(r.Context())
 	if err != nil {
 		return release.App{}, k, err
 	}
-	a, err := s.Store.GetApp(r.Context(), id)
+	a, err := s.Store.GetApp(r.Context(), r.PathValue("app"))
 	return a, k, storeErr(err, "app")
 }
 
@@ -132,7 +129,7 @@ func orEmpty[T any](v []T) []T {
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
-	k, err := s.authKey(r)
+	k, err := keyFrom(r.Context())
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -215,7 +212,7 @@ func (in appInput) apply(a *release.App) error {
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
-	k, err := s.authAdmin(r)
+	k, err := keyFrom(r.Context())
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -575,7 +572,7 @@ type keyInput struct {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.authAdmin(r); err != nil {
+	if _, err := keyFrom(r.Context()); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -595,7 +592,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 
 // createKey returns the secret exactly once; only its hash is stored.
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
-	k, err := s.authAdmin(r)
+	k, err := keyFrom(r.Context())
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -635,7 +632,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	k, err := s.authAdmin(r)
+	k, err := keyFrom(r.Context())
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

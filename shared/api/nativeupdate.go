@@ -24,17 +24,17 @@ import (
 // nativeUpdateCheckRoutes lists this adapter's check routes.
 func nativeUpdateCheckRoutes() []Route {
 	return []Route{
-		{"GET", "/native-update/{appId}/check", GroupCheck, (*Server).nuDeviceCheck},
-		{"GET", "/native-update/{appId}/bundles/{version}", GroupCheck, (*Server).nuBundle},
-		{"GET", "/api/v1/updates/check", GroupCheck, (*Server).nuAPICheck},
-		{"GET", "/api/v1/bundles/{version}", GroupCheck, (*Server).nuBundle},
+		{"GET", "/native-update/{appId}/check", GroupCheck, (*Server).nuDeviceCheck, AuthNone},
+		{"GET", "/native-update/{appId}/bundles/{version}", GroupCheck, (*Server).nuBundle, AuthNone},
+		{"GET", "/api/v1/updates/check", GroupCheck, (*Server).nuAPICheck, AuthNone},
+		{"GET", "/api/v1/bundles/{version}", GroupCheck, (*Server).nuBundle, AuthNone},
 	}
 }
 
 // nativeUpdateConfirmRoutes lists this adapter's confirm routes.
 func nativeUpdateConfirmRoutes() []Route {
 	return []Route{
-		{"POST", "/api/v1/updates/confirm", GroupConfirm, (*Server).nuConfirm},
+		{"POST", "/api/v1/updates/confirm", GroupConfirm, (*Server).nuConfirm, AuthNone},
 	}
 }
 

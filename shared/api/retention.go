@@ -14,7 +14,7 @@ import (
 // retentionAdminRoutes lists the admin routes of retention.
 func retentionAdminRoutes() []Route {
 	return []Route{
-		{"POST", "/v1/apps/{app}/cleanup", GroupAdmin, (*Server).cleanup},
+		{"POST", "/v1/apps/{app}/cleanup", GroupAdmin, (*Server).cleanup, AuthKeyApp},
 	}
 }
 

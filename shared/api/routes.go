@@ -18,12 +18,50 @@ const (
 	GroupLocal   Group = "local"   // otad only: signed downloads/uploads from the local folder, health
 )
 
+// AuthKind is what a route demands of its caller. It is declared in the route table
+// so that every route's rule is visible in one place and a test can walk them all.
+type AuthKind int
+
+const (
+	// AuthNone: device routes, open to anyone (devices carry no secret).
+	AuthNone AuthKind = iota
+	// AuthDeviceToken: a protected app (one with a device token) answers only to
+	// "Authorization: Bearer <device token>". The handler checks it (cdAuthorize),
+	// after validating its own path values, because each route answers a bad
+	// path value in its own way.
+	AuthDeviceToken
+	// AuthFluxPathKey: the Flux rule. Under /flux/k/{key} the key in the path must
+	// allow {appId} (any valid key where there is none); the plain /flux mount is
+	// open for reads. Uploads need a key under either mount. The handlers check
+	// it, because Flux answers in its own error shape (fluxFail).
+	AuthFluxPathKey
+	// AuthKey: any valid API key (listing apps filters by the key's scope).
+	AuthKey
+	// AuthKeyApp: an API key allowed for the route's {app} path value.
+	AuthKeyApp
+	// AuthKeyAdmin: an admin API key.
+	AuthKeyAdmin
+)
+
+var authKindNames = [...]string{"none", "deviceToken", "fluxPathKey", "apiKey", "apiKeyApp", "apiKeyAdmin"}
+
+func (k AuthKind) String() string {
+	if k >= 0 && int(k) < len(authKindNames) {
+		return authKindNames[k]
+	}
+	return "AuthKind(?)"
+}
+
+// NeedsAPIKey reports whether Mount checks an API key before the handler runs.
+func (k AuthKind) NeedsAPIKey() bool { return k >= AuthKey }
+
 // Route is one entry of the route table.
 type Route struct {
 	Method  string
 	Path    string // net/http ServeMux pattern path
 	Group   Group
 	Handler func(*Server, http.ResponseWriter, *http.Request)
+	Auth    AuthKind
 }
 
 // Pattern is the ServeMux pattern "METHOD /path".
@@ -91,12 +129,24 @@ func (s *Server) Handler(groups ...Group) http.Handler {
 }
 
 // Mount serves routes (an unknown route answers 404 route_not_found), behind the
-// logging and panic-recovery middleware.
+// logging and panic-recovery middleware. A route that needs an API key (Auth) gets
+// it checked here, before its handler runs and so before any body is read; the
+// handler finds the key with keyFrom.
 func (s *Server) Mount(routes []Route) http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range routes {
-		h := r.Handler
-		mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) { h(s, w, req) })
+		h, auth := r.Handler, r.Auth
+		mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) {
+			if auth.NeedsAPIKey() {
+				k, err := s.authRoute(req, auth)
+				if err != nil {
+					s.writeErr(w, req, err)
+					return
+				}
+				req = req.WithContext(withKey(req.Context(), k))
+			}
+			h(s, w, req)
+		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "route_not_found", "no such route: "+r.Method+" "+r.URL.Path)

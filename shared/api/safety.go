@@ -21,12 +21,12 @@ import (
 // safetyAdminRoutes lists the admin routes of rollouts, rollbacks, status and audit.
 func safetyAdminRoutes() []Route {
 	return []Route{
-		{"PUT", "/v1/apps/{app}/channels/{channel}/rollout", GroupAdmin, (*Server).setRollout},
-		{"POST", "/v1/apps/{app}/channels/{channel}/rollout/{action}", GroupAdmin, (*Server).rolloutAction},
-		{"POST", "/v1/apps/{app}/channels/{channel}/rollback", GroupAdmin, (*Server).rollback},
-		{"GET", "/v1/apps/{app}/status", GroupAdmin, (*Server).status},
-		{"GET", "/v1/apps/{app}/stats", GroupAdmin, (*Server).stats},
-		{"GET", "/v1/apps/{app}/audit", GroupAdmin, (*Server).auditLog},
+		{"PUT", "/v1/apps/{app}/channels/{channel}/rollout", GroupAdmin, (*Server).setRollout, AuthKeyApp},
+		{"POST", "/v1/apps/{app}/channels/{channel}/rollout/{action}", GroupAdmin, (*Server).rolloutAction, AuthKeyApp},
+		{"POST", "/v1/apps/{app}/channels/{channel}/rollback", GroupAdmin, (*Server).rollback, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/status", GroupAdmin, (*Server).status, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/stats", GroupAdmin, (*Server).stats, AuthKeyApp},
+		{"GET", "/v1/apps/{app}/audit", GroupAdmin, (*Server).auditLog, AuthKeyApp},
 	}
 }
 

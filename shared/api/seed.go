@@ -23,10 +23,10 @@ import (
 // seedCheckRoutes lists this adapter's check routes (all of its routes).
 func seedCheckRoutes() []Route {
 	return []Route{
-		{"GET", "/api/v1/native/bundle/manifest", GroupCheck, (*Server).seedManifest},
-		{"GET", "/api/v1/native/bundle/download", GroupCheck, (*Server).seedDownload},
-		{"GET", "/seed/{appId}/{channel}/api/v1/native/bundle/manifest", GroupCheck, (*Server).seedManifest},
-		{"GET", "/seed/{appId}/{channel}/api/v1/native/bundle/download", GroupCheck, (*Server).seedDownload},
+		{"GET", "/api/v1/native/bundle/manifest", GroupCheck, (*Server).seedManifest, AuthNone},
+		{"GET", "/api/v1/native/bundle/download", GroupCheck, (*Server).seedDownload, AuthNone},
+		{"GET", "/seed/{appId}/{channel}/api/v1/native/bundle/manifest", GroupCheck, (*Server).seedManifest, AuthNone},
+		{"GET", "/seed/{appId}/{channel}/api/v1/native/bundle/download", GroupCheck, (*Server).seedDownload, AuthNone},
 	}
 }
 

@@ -14,8 +14,8 @@ func TestAccessLogSampling(t *testing.T) {
 	var logs logBuffer
 	s := New(Deps{Log: slog.New(slog.NewJSONHandler(&logs, nil))}, Config{AccessLogEvery: 10})
 	h := s.Mount([]Route{
-		{"GET", "/ok", GroupLocal, func(_ *Server, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }},
-		{"GET", "/boom", GroupLocal, func(*Server, http.ResponseWriter, *http.Request) { panic("boom") }},
+		{"GET", "/ok", GroupLocal, func(_ *Server, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }, AuthNone},
+		{"GET", "/boom", GroupLocal, func(*Server, http.ResponseWriter, *http.Request) { panic("boom") }, AuthNone},
 	})
 	for range 30 {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/ok", nil))
