@@ -38,11 +38,13 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 }
 
 // runTree runs the command tree newRoot makes (with OTA_SERVER and OTA_API_KEY
-// unset) and returns stdout, stderr and the error.
+// unset, and no saved login unless the test saved one) and returns stdout, stderr
+// and the error.
 func runTree(t *testing.T, newRoot func() *cobra.Command, args ...string) (string, string, error) {
 	t.Helper()
 	t.Setenv("OTA_SERVER", "")
 	t.Setenv("OTA_API_KEY", "")
+	isolateConfig(t)
 	root := newRoot()
 	var out, errb bytes.Buffer
 	root.SetOut(&out)

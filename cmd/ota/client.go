@@ -99,7 +99,7 @@ func decodeError(resp *http.Response) error {
 // into out (when out is not nil).
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
 	if c.key == "" {
-		return errors.New("no API key: pass --key or set OTA_API_KEY")
+		return errors.New("no API key: pass --key, set OTA_API_KEY or run ota login")
 	}
 	var body io.Reader
 	if in != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // defaultServer is where otad listens by default.
@@ -18,15 +19,44 @@ type globals struct {
 	server string
 	key    string // from --key or OTA_API_KEY; never printed
 	json   bool
+	flags  *pflag.FlagSet // the persistent flags, to tell --server given from its default
 }
 
-// client returns a management API client for the global flags.
-func (g *globals) client() (*client, error) {
-	key := g.key
+// flagOrEnv returns the server and key from the flags, else the environment.
+func (g *globals) flagOrEnv() (server, key string) {
+	server, key = g.server, g.key
 	if key == "" {
 		key = os.Getenv("OTA_API_KEY")
 	}
-	return newClient(g.server, key)
+	return server, key
+}
+
+// serverGiven reports whether --server or OTA_SERVER named the server.
+func (g *globals) serverGiven() bool {
+	return g.flags == nil || g.flags.Changed("server") || os.Getenv("OTA_SERVER") != ""
+}
+
+// client returns a management API client: flag > environment > ota login.
+func (g *globals) client() (*client, error) {
+	server, key := g.flagOrEnv()
+	if key == "" || !g.serverGiven() {
+		p, err := loadProfile()
+		if err != nil {
+			return nil, err
+		}
+		if !g.serverGiven() && p.Server != "" {
+			server = p.Server
+		}
+		// The saved key goes only to the server it was checked against.
+		if key == "" && p.Key != "" && sameServer(server, p.Server) {
+			key = p.Key
+		}
+	}
+	return newClient(server, key)
+}
+
+func sameServer(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }
 
 func newRootCmd() *cobra.Command {
@@ -36,7 +66,8 @@ func newRootCmd() *cobra.Command {
 		Short: "Publish and manage over-the-air web bundle releases",
 		Long: "ota publishes web bundles to an OTA server (otad or the AWS deployment) and manages\n" +
 			"apps, releases, channels and API keys through its management API.\n\n" +
-			"Environment: OTA_SERVER (default for --server), OTA_API_KEY (default for --key).\n" +
+			"Environment: OTA_SERVER (default for --server), OTA_API_KEY (default for --key);\n" +
+			"without either, the server and key saved by ota login are used.\n" +
 			"With --json, results are printed on stdout as JSON; messages and errors go to stderr.",
 		Example: "  export OTA_SERVER=http://127.0.0.1:8080 OTA_API_KEY=ota_...\n" +
 			"  ota app create com.example.app\n" +
@@ -50,6 +81,7 @@ func newRootCmd() *cobra.Command {
 		server = defaultServer
 	}
 	pf := root.PersistentFlags()
+	g.flags = pf
 	pf.StringVar(&g.server, "server", server, "OTA server base URL (env OTA_SERVER)")
 	// The key's default is read at run time, so --help never shows it.
 	pf.StringVar(&g.key, "key", "", "API key (env OTA_API_KEY)")
@@ -62,6 +94,8 @@ func newRootCmd() *cobra.Command {
 		newChannelCmd(g),
 		newKeysCmd(g),
 		newSigningKeyCmd(g),
+		newLoginCmd(g),
+		newLogoutCmd(),
 	)
 	root.AddCommand(newPatchCmd(), newDeviceCmd(), newInfraCmd(g))
 	root.AddCommand(newSafetyCmds(g)...)
