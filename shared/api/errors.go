@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/otakit/ota/shared/diskfull"
+	"github.com/otakit/ota/shared/fault"
 )
 
 // apiError is the management API's error body. Codes are stable; messages are for people.
@@ -27,6 +28,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, apiError{Error: code, Message: msg})
+}
+
+// kindStatus is the one place a failure kind from below the API (publish, blob; see
+// package fault) becomes an HTTP status.
+var kindStatus = map[fault.Kind]int{
+	fault.Invalid:       http.StatusBadRequest,
+	fault.NotFound:      http.StatusNotFound,
+	fault.Conflict:      http.StatusConflict,
+	fault.Unprocessable: http.StatusUnprocessableEntity,
+	fault.TooLarge:      http.StatusRequestEntityTooLarge,
+	fault.StorageFull:   http.StatusInsufficientStorage,
+	fault.Unavailable:   http.StatusServiceUnavailable,
+}
+
+// statusOf is the HTTP status of a failure kind; Internal (and any kind not
+// mapped) is 500.
+func statusOf(k fault.Kind) int {
+	if st, ok := kindStatus[k]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
 }
 
 // badRequest is a client error with a stable code, produced while reading input.

@@ -92,7 +92,7 @@ func (s *Server) fluxFail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &br):
 		fluxError(w, br.Status, br.Code)
 	case errors.As(err, &pe):
-		fluxError(w, pe.Status, pe.Code)
+		fluxError(w, statusOf(pe.Kind), pe.Code)
 	case s.storageFull(r, err):
 		fluxError(w, http.StatusInsufficientStorage, diskfull.Code)
 	default:

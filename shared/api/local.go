@@ -8,6 +8,7 @@ import (
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/cdn"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/urlsign"
 )
@@ -63,7 +64,7 @@ func (s *Server) localDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	f, info, err := s.LocalBlobs.File(key)
 	if err != nil {
-		writeError(w, blob.StatusOf(err), "not_found", "object not found")
+		writeError(w, statusOf(fault.KindOf(err)), "not_found", "object not found")
 		return
 	}
 	defer f.Close()
@@ -114,7 +115,7 @@ func (s *Server) localUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "upload_stale", "this upload URL belongs to an earlier creation of the release (deleted since); create the release again for a new one")
 		return
 	case errors.As(err, &pe):
-		writeError(w, pe.Status, pe.Code, pe.Msg)
+		writeError(w, statusOf(pe.Kind), pe.Code, pe.Msg)
 		return
 	case errors.Is(err, blob.ErrChecksum):
 		writeError(w, http.StatusBadRequest, "checksum_mismatch", err.Error())

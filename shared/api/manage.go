@@ -90,7 +90,7 @@ func storeErr(err error, what string) error {
 	}
 	var pe *publish.Error
 	if errors.As(err, &pe) {
-		return &badRequest{Status: pe.Status, Code: pe.Code, Msg: pe.Msg}
+		return &badRequest{Status: statusOf(pe.Kind), Code: pe.Code, Msg: pe.Msg}
 	}
 	return err
 }

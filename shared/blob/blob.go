@@ -5,18 +5,18 @@ package blob
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net/http"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/otakit/ota/shared/fault"
 )
 
-// ErrNotFound: no object under the key.
-var ErrNotFound = errors.New("object not found")
+// ErrNotFound: no object under the key (kind fault.NotFound: the API answers 404).
+var ErrNotFound = fault.New(fault.NotFound, "object not found")
 
 // Info describes a stored object.
 type Info struct {
@@ -120,12 +120,4 @@ func ValidKey(key string) bool {
 		}
 	}
 	return !strings.ContainsAny(key, "\x00?#%")
-}
-
-// StatusOf maps blob errors to HTTP status codes.
-func StatusOf(err error) int {
-	if errors.Is(err, ErrNotFound) {
-		return http.StatusNotFound
-	}
-	return http.StatusInternalServerError
 }

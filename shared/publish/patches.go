@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/delta"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/fluxpatch"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
@@ -149,7 +149,7 @@ func (p *Pipeline) ensurePatch(ctx context.Context, app, kind, from, to string, 
 	est := pairEstimate{Kind: kind, OldSize: fromRel.Size, NewSize: toRel.Size}
 	skip := func(reason string) error {
 		p.Log.Info("patch skipped", "app", app, "kind", kind, "from", from, "to", to, "reason", reason)
-		return refuse(http.StatusUnprocessableEntity, CodePatchSkipped, "%s patch %s->%s: %s", kind, from, to, reason)
+		return refuse(fault.Unprocessable, CodePatchSkipped, "%s patch %s->%s: %s", kind, from, to, reason)
 	}
 	if reason := b.skipReason(est, timeLeft(ctx, b)); reason != "" {
 		return store.Patch{}, skip(reason)

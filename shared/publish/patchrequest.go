@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
 )
@@ -142,7 +142,7 @@ func (p *Pipeline) RequestPatch(ctx context.Context, app, kind, from, to string)
 func (p *Pipeline) HandlePatchRequest(ctx context.Context, key string) error {
 	app, kind, from, to, err := ParsePatchRequestKey(key)
 	if err != nil {
-		return refuse(http.StatusBadRequest, "bad_patch_request", "%v", err)
+		return refuse(fault.Invalid, "bad_patch_request", "%v", err)
 	}
 	if err := p.patchablePair(ctx, app, kind, from, to); err != nil {
 		var perr *Error
@@ -164,7 +164,7 @@ func (p *Pipeline) HandlePatchRequest(ctx context.Context, key string) error {
 			if derr := p.Blobs.Delete(ctx, key); derr != nil {
 				p.Log.Warn("patch request marker not deleted", "key", key, "err", derr)
 			}
-			return refuse(http.StatusNotFound, "patch_request_obsolete", "%s patch %s %s->%s: %v", kind, app, from, to, err)
+			return refuse(fault.NotFound, "patch_request_obsolete", "%s patch %s %s->%s: %v", kind, app, from, to, err)
 		}
 		return fmt.Errorf("%s patch %s %s->%s: %w", kind, app, from, to, err)
 	}
@@ -179,16 +179,16 @@ func (p *Pipeline) patchablePair(ctx context.Context, app, kind, from, to string
 	for _, v := range []string{from, to} {
 		r, err := p.Store.GetRelease(ctx, app, v)
 		if errors.Is(err, store.ErrNotFound) {
-			return refuse(http.StatusNotFound, "patch_request_obsolete", "release %s@%s does not exist", app, v)
+			return refuse(fault.NotFound, "patch_request_obsolete", "release %s@%s does not exist", app, v)
 		}
 		if err != nil {
 			return err
 		}
 		if r.Status != release.StatusReady {
-			return refuse(http.StatusConflict, "patch_request_obsolete", "release %s@%s is %s, not ready", app, v, r.Status)
+			return refuse(fault.Conflict, "patch_request_obsolete", "release %s@%s is %s, not ready", app, v, r.Status)
 		}
 		if kind == KindTree && (r.Format == release.FormatChunk || r.Encrypted()) {
-			return refuse(http.StatusBadRequest, "bad_patch_request", "release %s@%s has no file tree for an %s patch", app, v, kind)
+			return refuse(fault.Invalid, "bad_patch_request", "release %s@%s has no file tree for an %s patch", app, v, kind)
 		}
 	}
 	return nil

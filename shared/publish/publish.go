@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"regexp"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/diskfull"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
@@ -79,17 +79,21 @@ type Input struct {
 	CreatedBy   string             `json:"-"`
 }
 
-// Error is a refusal with a stable code (maps to a 4xx).
+// Error is a refusal with a stable code. Its Kind says what went wrong; the API
+// alone maps kinds to HTTP statuses.
 type Error struct {
-	Status int
-	Code   string
-	Msg    string
+	Kind fault.Kind
+	Code string
+	Msg  string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Msg }
 
-func refuse(status int, code, format string, a ...any) *Error {
-	return &Error{Status: status, Code: code, Msg: fmt.Sprintf(format, a...)}
+// FaultKind makes a refusal's kind visible to fault.KindOf.
+func (e *Error) FaultKind() fault.Kind { return e.Kind }
+
+func refuse(kind fault.Kind, code, format string, a ...any) *Error {
+	return &Error{Kind: kind, Code: code, Msg: fmt.Sprintf(format, a...)}
 }
 
 var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -101,25 +105,25 @@ var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // publishes use one.
 func (p *Pipeline) Create(ctx context.Context, in Input) (release.Release, *blob.Upload, error) {
 	if err := release.ValidVersion(in.Version); err != nil {
-		return release.Release{}, nil, refuse(400, "invalid_version", "%v", err)
+		return release.Release{}, nil, refuse(fault.Invalid, "invalid_version", "%v", err)
 	}
 	if !sha256Re.MatchString(in.SHA256) {
-		return release.Release{}, nil, refuse(400, "invalid_sha256", "sha256 must be 64 lowercase hex characters")
+		return release.Release{}, nil, refuse(fault.Invalid, "invalid_sha256", "sha256 must be 64 lowercase hex characters")
 	}
 	if in.Size <= 0 || in.Size > p.MaxBundle {
-		return release.Release{}, nil, refuse(400, "invalid_size", "size must be between 1 and %d bytes", p.MaxBundle)
+		return release.Release{}, nil, refuse(fault.Invalid, "invalid_size", "size must be between 1 and %d bytes", p.MaxBundle)
 	}
 	if in.Format != "" && in.Format != release.FormatChunk {
-		return release.Release{}, nil, refuse(400, "invalid_format", "format must be empty (a zip bundle) or %q (opaque bytes, e.g. a Flux chunk)", release.FormatChunk)
+		return release.Release{}, nil, refuse(fault.Invalid, "invalid_format", "format must be empty (a zip bundle) or %q (opaque bytes, e.g. a Flux chunk)", release.FormatChunk)
 	}
 	if in.MinNative != "" && !versionLike(in.MinNative) {
-		return release.Release{}, nil, refuse(400, "invalid_min_native", "min_native must look like 1.2.3")
+		return release.Release{}, nil, refuse(fault.Invalid, "invalid_min_native", "min_native must look like 1.2.3")
 	}
 	if sig := in.Signatures; sig.SessionKey != "" && (sig.EncChecksum == "" || sig.KeyID == "") {
-		return release.Release{}, nil, refuse(400, "incomplete_encryption", "an encrypted release needs session_key, enc_checksum and key_id")
+		return release.Release{}, nil, refuse(fault.Invalid, "incomplete_encryption", "an encrypted release needs session_key, enc_checksum and key_id")
 	}
 	if _, err := p.Store.GetApp(ctx, in.AppID); errors.Is(err, store.ErrNotFound) {
-		return release.Release{}, nil, refuse(404, "app_not_found", "app %s does not exist", in.AppID)
+		return release.Release{}, nil, refuse(fault.NotFound, "app_not_found", "app %s does not exist", in.AppID)
 	} else if err != nil {
 		return release.Release{}, nil, err
 	}
@@ -157,7 +161,7 @@ func (p *Pipeline) existing(ctx context.Context, in Input) (release.Release, err
 		return old, err
 	}
 	if old.SHA256 != in.SHA256 || old.Size != in.Size {
-		return old, refuse(409, "version_exists", "version %s already exists with other bytes; versions are immutable, publish a new one", in.Version)
+		return old, refuse(fault.Conflict, "version_exists", "version %s already exists with other bytes; versions are immutable, publish a new one", in.Version)
 	}
 	if old.Status != release.StatusFailed {
 		return old, nil
@@ -245,7 +249,7 @@ func (p *Pipeline) CheckUpload(ctx context.Context, key string) error {
 	case release.StatusReady:
 		return ErrUploadDone
 	}
-	return refuse(409, "release_failed", "release %s failed validation: %s (publish it again to retry)", r.Version, r.Error)
+	return refuse(fault.Conflict, "release_failed", "release %s failed validation: %s (publish it again to retry)", r.Version, r.Error)
 }
 
 // releaseOf is the release whose bundle key is key.
@@ -350,7 +354,7 @@ func (p *Pipeline) ingest(ctx context.Context, key string, r release.Release) er
 	if err != nil {
 		var berr *bundle.Error
 		if errors.As(err, &berr) {
-			return p.fail(ctx, r, refuse(422, berr.Code, "%s", berr.Msg))
+			return p.fail(ctx, r, refuse(fault.Unprocessable, berr.Code, "%s", berr.Msg))
 		}
 		return fmt.Errorf("ingest %s: inspect: %w", key, err)
 	}
@@ -370,7 +374,7 @@ func (p *Pipeline) failIfFull(ctx context.Context, r release.Release, err error)
 		return err
 	}
 	p.Log.Warn("ingest: out of storage space", "app", r.AppID, "version", r.Version, "err", err)
-	ferr := p.fail(ctx, r, refuse(http.StatusInsufficientStorage, diskfull.Code, "%s", diskfull.Advice))
+	ferr := p.fail(ctx, r, refuse(fault.StorageFull, diskfull.Code, "%s", diskfull.Advice))
 	var refusal *Error
 	if errors.As(ferr, &refusal) {
 		return ferr // recorded on the release
@@ -456,7 +460,7 @@ func (p *Pipeline) fetch(ctx context.Context, key string, r release.Release) (*o
 	}
 	defer rc.Close()
 	if info.Size != r.Size {
-		return nil, refuse(422, "size_mismatch", "uploaded %d bytes, release declares %d", info.Size, r.Size)
+		return nil, refuse(fault.Unprocessable, "size_mismatch", "uploaded %d bytes, release declares %d", info.Size, r.Size)
 	}
 	f, err := os.CreateTemp(p.tempDir(ctx), "bundle-*.zip")
 	if err != nil {
@@ -464,7 +468,7 @@ func (p *Pipeline) fetch(ctx context.Context, key string, r release.Release) (*o
 	}
 	sum, n, err := sign.SHA256HexReader(io.TeeReader(io.LimitReader(rc, r.Size+1), f))
 	if err == nil && (n != r.Size || sum != r.SHA256) {
-		err = refuse(422, "checksum_mismatch", "uploaded bytes do not match the declared sha256")
+		err = refuse(fault.Unprocessable, "checksum_mismatch", "uploaded bytes do not match the declared sha256")
 	}
 	if err != nil {
 		f.Close()

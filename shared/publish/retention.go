@@ -15,6 +15,7 @@ import (
 
 	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/bundle"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
 )
@@ -108,10 +109,10 @@ func (p *Pipeline) Cleanup(ctx context.Context, app string, keep int) (Report, e
 func (p *Pipeline) CleanupWith(ctx context.Context, app string, o CleanupOptions) (Report, error) {
 	rep := Report{App: app, Keep: o.Keep, DryRun: o.DryRun, Now: o.Now, Deleted: []string{}, Kept: []KeptRelease{}, FileSweep: "done"}
 	if o.Keep < 1 {
-		return rep, refuse(400, "invalid_keep", "keep must be at least 1")
+		return rep, refuse(fault.Invalid, "invalid_keep", "keep must be at least 1")
 	}
 	if _, err := p.Store.GetApp(ctx, app); errors.Is(err, store.ErrNotFound) {
-		return rep, refuse(404, "app_not_found", "app %s does not exist", app)
+		return rep, refuse(fault.NotFound, "app_not_found", "app %s does not exist", app)
 	} else if err != nil {
 		return rep, err
 	}

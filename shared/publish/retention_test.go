@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
@@ -354,10 +355,10 @@ func TestCleanupBadInput(t *testing.T) {
 	e := newRetEnv(t)
 	e.app("a")
 	var pe *Error
-	if _, err := e.pipe.Cleanup(context.Background(), "a", 0); !errors.As(err, &pe) || pe.Code != "invalid_keep" || pe.Status != 400 {
+	if _, err := e.pipe.Cleanup(context.Background(), "a", 0); !errors.As(err, &pe) || pe.Code != "invalid_keep" || pe.Kind != fault.Invalid {
 		t.Fatalf("keep 0: %v", err)
 	}
-	if _, err := e.pipe.Cleanup(context.Background(), "nope", 3); !errors.As(err, &pe) || pe.Code != "app_not_found" || pe.Status != 404 {
+	if _, err := e.pipe.Cleanup(context.Background(), "nope", 3); !errors.As(err, &pe) || pe.Code != "app_not_found" || pe.Kind != fault.NotFound {
 		t.Fatalf("unknown app: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/publish"
 )
 
@@ -56,7 +57,7 @@ func TestHandle(t *testing.T) {
 	retry := errors.New("dynamodb throttled")
 	ing := &fakeIngester{errs: map[string]error{
 		"bundles/app/2.0.0.zip":                  fmt.Errorf("ingest: %w", publish.ErrNoRelease),
-		"bundles/app/3.0.0.zip":                  &publish.Error{Status: 422, Code: "checksum_mismatch", Msg: "bad bytes"},
+		"bundles/app/3.0.0.zip":                  &publish.Error{Kind: fault.Unprocessable, Code: "checksum_mismatch", Msg: "bad bytes"},
 		"bundles/app/4.0.0.zip":                  fmt.Errorf("ingest: %w", retry),
 		"bundles/app/1.0.0+b.zip":                nil,
 		"bundles/app/8.0.0/00112233445566ff.zip": fmt.Errorf("ingest: %w", publish.ErrStaleUpload),
@@ -136,7 +137,7 @@ func (f *fakePipeline) HandlePatchRequest(_ context.Context, key string) error {
 func TestHandlePatchRequests(t *testing.T) {
 	retry := errors.New("s3 slow down")
 	p := &fakePipeline{reqErrs: map[string]error{
-		"patch-requests/flux/app/1.0.0/3.0.0": &publish.Error{Status: 404, Code: "patch_request_obsolete", Msg: "gone"},
+		"patch-requests/flux/app/1.0.0/3.0.0": &publish.Error{Kind: fault.NotFound, Code: "patch_request_obsolete", Msg: "gone"},
 		"patch-requests/ota/app/1.0.0/4.0.0":  fmt.Errorf("patch: %w", retry),
 	}}
 	err := (Handler{Ingester: p, Bucket: "bkt"}).Handle(context.Background(), events.S3Event{Records: []events.S3EventRecord{
@@ -206,7 +207,7 @@ func (p *precomputingIngester) Precompute(ctx context.Context, app, version stri
 // time left, and a failure to precompute is not retried.
 func TestHandlePrecomputesAfterIngest(t *testing.T) {
 	ing := &precomputingIngester{fakeIngester: fakeIngester{errs: map[string]error{
-		"bundles/app/2.0.0.zip": &publish.Error{Status: 422, Code: "checksum_mismatch", Msg: "bad bytes"},
+		"bundles/app/2.0.0.zip": &publish.Error{Kind: fault.Unprocessable, Code: "checksum_mismatch", Msg: "bad bytes"},
 		"bundles/app/3.0.0.zip": errors.New("throttled"),
 	}}, err: errors.New("patch failed")}
 	deadline := time.Now().Add(5 * time.Minute)

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/otakit/ota/shared/blob"
+	"github.com/otakit/ota/shared/fault"
 	"github.com/otakit/ota/shared/testenv"
 )
 
@@ -153,7 +154,7 @@ func TestPutOpenStatDeleteList(t *testing.T) {
 		t.Fatalf("Open missing: %v, want ErrNotFound", err)
 	}
 	_, _, err = st.Open(ctx, missing, 5)
-	if !errors.Is(err, blob.ErrNotFound) || blob.StatusOf(err) != http.StatusNotFound {
+	if !errors.Is(err, blob.ErrNotFound) || fault.KindOf(err) != fault.NotFound {
 		t.Fatalf("Open missing at 5: %v, want ErrNotFound", err)
 	}
 
