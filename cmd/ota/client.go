@@ -41,6 +41,7 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	Next    string // what is missing and the command that fixes it (nextStep), or ""
 }
 
 func (e *APIError) Error() string {
@@ -50,6 +51,9 @@ func (e *APIError) Error() string {
 	msg := e.Message
 	if msg == "" {
 		msg = http.StatusText(e.Status)
+	}
+	if e.Next != "" {
+		return fmt.Sprintf("%s (HTTP %d %s: %s)", e.Next, e.Status, e.Code, msg)
 	}
 	return fmt.Sprintf("server refused (HTTP %d %s): %s", e.Status, e.Code, msg)
 }
@@ -125,10 +129,17 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		err := decodeError(resp)
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			return fmt.Errorf("%w (check --key or OTA_API_KEY)", err)
-		case http.StatusForbidden:
+		var ae *APIError
+		if errors.As(err, &ae) {
+			code := ae.Code
+			if resp.StatusCode == http.StatusUnauthorized {
+				code = "unauthorized" // a proxy's bare 401 means the same
+			}
+			if ae.Next = nextStep(code, path); ae.Next != "" {
+				return ae
+			}
+		}
+		if resp.StatusCode == http.StatusForbidden {
 			return fmt.Errorf("%w (the key lacks admin rights or is not scoped to this app)", err)
 		}
 		return err

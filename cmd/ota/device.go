@@ -33,7 +33,7 @@ func newDeviceCmd() *cobra.Command {
 			}
 			switch res.Action {
 			case "updated":
-				fmt.Fprintf(cmd.OutOrStdout(), "updated %s -> %s via %s (%d bytes downloaded); live tree: %s\n", orBuiltin(res.From), res.To, res.Via, res.Bytes, c.LiveDir())
+				fmt.Fprintf(cmd.OutOrStdout(), "updated %s -> %s via %s (%s downloaded); live tree: %s\n", orBuiltin(res.From), res.To, res.Via, fmtBytes(res.Bytes), c.LiveDir())
 			case "reverted":
 				fmt.Fprintf(cmd.OutOrStdout(), "reverted %s -> built-in bundle\n", res.From)
 			case "incompatible":

@@ -68,8 +68,8 @@ func newPatchCreateCmd() *cobra.Command {
 				return err
 			}
 			if !quiet {
-				fmt.Fprintf(cmd.ErrOrStderr(), "patch %s: %d bytes for %d files (%d kept, %d copied, %d coded in %d groups, %d deleted), new tree %s, %s\n",
-					out, st.PatchSize, st.Files, st.Kept, st.Copied, st.Coded, st.Groups, st.Deleted, st.NewTreeHash, st.Duration.Round(1e6))
+				fmt.Fprintf(cmd.ErrOrStderr(), "patch %s: %s for %d files (%d kept, %d copied, %d coded in %d groups, %d deleted), new tree %s, %s\n",
+					out, fmtBytes(st.PatchSize), st.Files, st.Kept, st.Copied, st.Coded, st.Groups, st.Deleted, st.NewTreeHash, st.Duration.Round(1e6))
 			}
 			return nil
 		},

@@ -512,20 +512,34 @@ func runPublish(ctx context.Context, cl *client, o *publishOptions, path string,
 // stderr when it is a terminal.
 func uploadWithProgress(ctx context.Context, cl *client, up *blob.Upload, body io.Reader, size int64, show bool, stderr io.Writer) error {
 	if show {
-		bar := progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("uploading"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		bar := newUploadBar(size, stderr)
 		defer bar.Close()
 		r := progressbar.NewReader(body, bar)
 		body = &r
 	}
 	return cl.upload(ctx, *up, body, size)
 }
+
+// newUploadBar makes the upload's progress bar. The library starts its clock at the
+// first write and draws at once, so the first rate was bytes over microseconds
+// ("818 GB/s"): rendering the blank bar starts the clock now, and the throttle keeps
+// the next draw (and so the first rate) at least barThrottle later. IEC units match
+// fmtBytes.
+func newUploadBar(size int64, w io.Writer) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("uploading"),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(barThrottle),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+const barThrottle = 250 * time.Millisecond
 
 // interruptedWaiting: Ctrl-C after the upload; the server finishes on its own.
 func interruptedWaiting(o *publishOptions) error {
