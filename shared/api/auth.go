@@ -77,23 +77,40 @@ func (s *Server) audit(ctx context.Context, k store.APIKey, app, action, target,
 	}
 }
 
-// authRoute checks the API key a route of kind auth demands. On AuthKeyApp the {app}
-// path value is validated first (400 invalid_app_id, as before the table declared
-// auth), and nothing is looked up but the key: an unauthorized caller learns nothing
-// about which apps or versions exist.
-func (s *Server) authRoute(r *http.Request, auth AuthKind) (store.APIKey, error) {
+// authRoute checks the API key a route of kind auth demands and returns it (ok:
+// there was one to check). On AuthKeyApp the {app} path value is validated first
+// (400 invalid_app_id), and nothing is looked up but the key: an unauthorized
+// caller learns nothing about which apps or versions exist.
+func (s *Server) authRoute(r *http.Request, auth AuthKind) (k store.APIKey, ok bool, err error) {
 	switch auth {
+	case AuthNone, AuthDeviceToken:
+		return k, false, nil
+	case AuthFluxPathKey:
+		if r.PathValue("key") == "" {
+			return k, false, nil
+		}
+		if app := r.PathValue("appId"); app != "" {
+			k, err = s.authApp(r, app)
+		} else {
+			k, err = s.authKey(r)
+		}
+	case AuthFluxUpload:
+		k, err = s.authKey(r)
+		if err == nil && len(k.Apps) == 0 {
+			err = errUnauthorized // allows no app: no body could be accepted
+		}
 	case AuthKeyApp:
 		id := r.PathValue("app")
 		if err := release.ValidAppID(id); err != nil {
-			return store.APIKey{}, errBad("invalid_app_id", "%v", err)
+			return k, false, errBad("invalid_app_id", "%v", err)
 		}
-		return s.authApp(r, id)
+		k, err = s.authApp(r, id)
 	case AuthKeyAdmin:
-		return s.authAdmin(r)
+		k, err = s.authAdmin(r)
 	default:
-		return s.authKey(r)
+		k, err = s.authKey(r)
 	}
+	return k, err == nil, err
 }
 
 type keyCtxKey struct{}

@@ -35,7 +35,7 @@ var fluxPrefixes = []string{"/flux", "/flux/k/{key}"}
 func fluxUploadRoutes() []Route {
 	var rs []Route
 	for _, p := range fluxPrefixes {
-		rs = append(rs, Route{"POST", p + "/releases", GroupUpload, (*Server).fluxUpload, AuthFluxPathKey})
+		rs = append(rs, Route{"POST", p + "/releases", GroupUpload, (*Server).fluxUpload, AuthFluxUpload})
 	}
 	return rs
 }
@@ -101,25 +101,7 @@ func (s *Server) fluxFail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// fluxReadAuth checks the key of the /flux/k/{key} prefix; the plain /flux mount
-// needs none (devices send nothing). app "" accepts any valid key (health).
-func (s *Server) fluxReadAuth(r *http.Request, app string) error {
-	if r.PathValue("key") == "" {
-		return nil
-	}
-	if app == "" {
-		_, err := s.authKey(r)
-		return err
-	}
-	_, err := s.authApp(r, app)
-	return err
-}
-
 func (s *Server) fluxHealth(w http.ResponseWriter, r *http.Request) {
-	if err := s.fluxReadAuth(r, ""); err != nil {
-		s.fluxFail(w, r, err)
-		return
-	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, "OK")
@@ -130,10 +112,6 @@ func (s *Server) fluxHealth(w http.ResponseWriter, r *http.Request) {
 // that is also the highest buildNumber (what the reference server answers).
 func (s *Server) fluxLatest(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("appId")
-	if err := s.fluxReadAuth(r, app); err != nil {
-		s.fluxFail(w, r, err)
-		return
-	}
 	notFound := func() { fluxError(w, http.StatusNotFound, "No releases for app: "+app) }
 	if release.ValidAppID(app) != nil {
 		notFound()
@@ -158,10 +136,6 @@ func (s *Server) fluxLatest(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) fluxVersion(w http.ResponseWriter, r *http.Request) {
 	app, version := r.PathValue("appId"), r.PathValue("version")
-	if err := s.fluxReadAuth(r, app); err != nil {
-		s.fluxFail(w, r, err)
-		return
-	}
 	rel, err := s.servableRelease(r.Context(), app, version)
 	if errors.Is(err, store.ErrNotFound) {
 		fluxError(w, http.StatusNotFound, "Version not found: "+app+"@"+version)
@@ -178,10 +152,6 @@ func (s *Server) fluxVersion(w http.ResponseWriter, r *http.Request) {
 // Content-Length, or a redirect that Dart's http client follows to the final 200).
 func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 	app, version := r.PathValue("appId"), r.PathValue("version")
-	if err := s.fluxReadAuth(r, app); err != nil {
-		s.fluxFail(w, r, err)
-		return
-	}
 	notFound := func() { fluxError(w, http.StatusNotFound, "Version not found: "+app+"@"+version) }
 	rel, err := s.servableRelease(r.Context(), app, version)
 	if errors.Is(err, store.ErrNotFound) {
@@ -206,10 +176,6 @@ func (s *Server) fluxChunk(w http.ResponseWriter, r *http.Request) {
 // computes a patch.
 func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 	app, from, to := r.PathValue("appId"), r.PathValue("from"), r.PathValue("to")
-	if err := s.fluxReadAuth(r, app); err != nil {
-		s.fluxFail(w, r, err)
-		return
-	}
 	notFound := func() { fluxError(w, http.StatusNotFound, "Patch not found: "+app+":"+from+":"+to) }
 	if from == to {
 		notFound()
@@ -798,10 +764,7 @@ type fluxUploadAnswer struct {
 // the upload the app's default channel moves forward to it, so `latest` serves it.
 func (s *Server) fluxUpload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	key, err := s.authKey(r)
-	if err == nil && len(key.Apps) == 0 {
-		err = errUnauthorized // allows no app: no body could be accepted
-	}
+	key, err := keyFrom(ctx) // Mount checked it (AuthFluxUpload)
 	if err != nil {
 		s.fluxFail(w, r, err)
 		return

@@ -30,11 +30,14 @@ const (
 	// after validating its own path values, because each route answers a bad
 	// path value in its own way.
 	AuthDeviceToken
-	// AuthFluxPathKey: the Flux rule. Under /flux/k/{key} the key in the path must
-	// allow {appId} (any valid key where there is none); the plain /flux mount is
-	// open for reads. Uploads need a key under either mount. The handlers check
-	// it, because Flux answers in its own error shape (fluxFail).
+	// AuthFluxPathKey: Flux's read rule. Under /flux/k/{key} the key in the path
+	// must allow {appId} (any valid key where there is none: health); the plain
+	// /flux mount is open (devices send nothing). Refusals take Flux's error shape.
 	AuthFluxPathKey
+	// AuthFluxUpload: a Flux upload needs a valid key allowing some app, from the
+	// Authorization header or the /flux/k/{key} path; {appId} is in the body, so the
+	// handler checks the key's scope once it has read it. Flux's error shape.
+	AuthFluxUpload
 	// AuthKey: any valid API key (listing apps filters by the key's scope).
 	AuthKey
 	// AuthKeyApp: an API key allowed for the route's {app} path value.
@@ -43,7 +46,7 @@ const (
 	AuthKeyAdmin
 )
 
-var authKindNames = [...]string{"none", "deviceToken", "fluxPathKey", "apiKey", "apiKeyApp", "apiKeyAdmin"}
+var authKindNames = [...]string{"none", "deviceToken", "fluxPathKey", "fluxUpload", "apiKey", "apiKeyApp", "apiKeyAdmin"}
 
 func (k AuthKind) String() string {
 	if k >= 0 && int(k) < len(authKindNames) {
@@ -52,8 +55,12 @@ func (k AuthKind) String() string {
 	return "AuthKind(?)"
 }
 
-// NeedsAPIKey reports whether Mount checks an API key before the handler runs.
+// NeedsAPIKey reports whether every request of the route must carry an API key in
+// its Authorization header (the management API's rule).
 func (k AuthKind) NeedsAPIKey() bool { return k >= AuthKey }
+
+// flux reports whether refusals take Flux's error shape.
+func (k AuthKind) flux() bool { return k == AuthFluxPathKey || k == AuthFluxUpload }
 
 // Route is one entry of the route table.
 type Route struct {
@@ -129,20 +136,24 @@ func (s *Server) Handler(groups ...Group) http.Handler {
 }
 
 // Mount serves routes (an unknown route answers 404 route_not_found), behind the
-// logging and panic-recovery middleware. A route that needs an API key (Auth) gets
-// it checked here, before its handler runs and so before any body is read; the
-// handler finds the key with keyFrom.
+// logging and panic-recovery middleware. A route's API key (Auth) is checked here,
+// before its handler runs and so before any body is read; the handler finds the key
+// with keyFrom. (The device token of check-device is checked by its handlers.)
 func (s *Server) Mount(routes []Route) http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range routes {
 		h, auth := r.Handler, r.Auth
+		fail := s.writeErr
+		if auth.flux() {
+			fail = s.fluxFail
+		}
 		mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) {
-			if auth.NeedsAPIKey() {
-				k, err := s.authRoute(req, auth)
-				if err != nil {
-					s.writeErr(w, req, err)
-					return
-				}
+			k, ok, err := s.authRoute(req, auth)
+			if err != nil {
+				fail(w, req, err)
+				return
+			}
+			if ok {
 				req = req.WithContext(withKey(req.Context(), k))
 			}
 			h(s, w, req)

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// openRoutes are the routes Mount lets through without an API key, with the rule
-// each keeps instead. Adding a route that needs no API key means adding it here: a
+// openRoutes are the routes that do not take the management API's rule (an API key
+// in the Authorization header), with the rule each keeps instead. Adding a route that needs no API key means adding it here: a
 // conscious act, reviewed with the route.
 var openRoutes = map[string]AuthKind{
 	"POST /capgo/updates":                                       AuthNone,
@@ -31,8 +31,8 @@ var openRoutes = map[string]AuthKind{
 	"POST /apps/{appId}/channels/check-device":                  AuthDeviceToken,
 	"GET /apps/{appId}/snapshots/{id}/zip":                      AuthDeviceToken,
 	"GET /apps/{appId}/snapshots/{id}/manifest":                 AuthDeviceToken,
-	"POST /flux/releases":                                       AuthFluxPathKey,
-	"POST /flux/k/{key}/releases":                               AuthFluxPathKey,
+	"POST /flux/releases":                                       AuthFluxUpload,
+	"POST /flux/k/{key}/releases":                               AuthFluxUpload,
 	"GET /flux/releases/{appId}/latest":                         AuthFluxPathKey,
 	"GET /flux/releases/{appId}/{version}":                      AuthFluxPathKey,
 	"GET /flux/chunks/{appId}/{version}":                        AuthFluxPathKey,
@@ -141,14 +141,40 @@ func TestRoutesAuth(t *testing.T) {
 		}
 	}
 
-	// The Flux rule: under /flux/k/{key} a revoked key in the path is refused, and
-	// an upload needs a key under either mount.
-	for _, u := range []string{"/flux/k/" + revoked + "/health", "/flux/k/" + revoked + "/releases/app-a/latest"} {
-		if status, _, body := e.do("GET", u, nil); status != http.StatusUnauthorized {
-			t.Errorf("GET %s: status %d, want 401: %s", u, status, body)
+	// The Flux rule: under /flux/k/{key} a revoked key, or one for another app, is
+	// refused in Flux's shape (401 whatever the reason, existing app or not), and an
+	// upload needs a key under either mount.
+	for _, secret := range []string{revoked, otherApp} {
+		var answers []string
+		for _, u := range []string{"/flux/k/" + secret + "/releases/app-a/latest", "/flux/k/" + secret + "/releases/app-zz/latest", "/flux/k/" + secret + "/chunks/app-a/1.0.0"} {
+			status, _, body := e.do("GET", u, nil)
+			if status != http.StatusUnauthorized {
+				t.Errorf("GET %s: status %d, want 401: %s", u, status, body)
+			}
+			answers = append(answers, string(body))
+		}
+		if answers[0] != answers[1] {
+			t.Errorf("Flux with a bad key: existing and missing apps answer differently:\n%s\n%s", answers[0], answers[1])
 		}
 	}
-	if status, _, body := e.do("POST", "/flux/releases", "{"); status != http.StatusUnauthorized {
-		t.Errorf("POST /flux/releases without a key: status %d, want 401: %s", status, body)
+	for _, c := range []struct {
+		method, path string
+		hdr          []string
+		want         int
+	}{
+		{"GET", "/flux/k/" + revoked + "/health", nil, http.StatusUnauthorized},
+		{"GET", "/flux/k/" + otherApp + "/health", nil, http.StatusOK}, // any valid key
+		{"GET", "/flux/health", nil, http.StatusOK},
+		{"POST", "/flux/releases", nil, http.StatusUnauthorized},
+		{"POST", "/flux/releases", bearer(revoked), http.StatusUnauthorized},
+		{"POST", "/flux/k/" + revoked + "/releases", nil, http.StatusUnauthorized},
+	} {
+		var body any
+		if c.method == "POST" {
+			body = "{" // refused before the body is read
+		}
+		if status, _, b := e.do(c.method, c.path, body, c.hdr...); status != c.want {
+			t.Errorf("%s %s: status %d, want %d: %s", c.method, c.path, status, c.want, b)
+		}
 	}
 }
