@@ -26,11 +26,11 @@ func TestCheckStoreCallsEveryProtocol(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.srv.state.invalidate(crossApp)
-		e.publish(crossApp, "1.0.0", "production")
+		old, _ := e.publish(crossApp, "1.0.0", "production")
 		z := adBundleZip(t, "2.0.0")
 		sigs := adSignatures(t, z)
 		sigs.Flux = adHMACHex(crossSecret, z)
-		e.publishZip(crossApp, publish.Input{Version: "2.0.0", MinNative: "1.0.0", Signatures: sigs}, z, "production")
+		cur := e.publishZip(crossApp, publish.Input{Version: "2.0.0", MinNative: "1.0.0", Signatures: sigs}, z, "production")
 
 		capgo := func(i int) bool {
 			body := map[string]any{"app_id": crossApp, "device_id": fmt.Sprintf("0b0e2f64-3c1d-4a9e-b7f5-%012d", i), "platform": "android",
@@ -42,10 +42,13 @@ func TestCheckStoreCallsEveryProtocol(t *testing.T) {
 		get := func(path string, want int, hdr ...string) func(int) bool {
 			return func(int) bool { st, _, _ := e.do("GET", path, nil, hdr...); return st == want }
 		}
-		checkDevice := func(i int) bool {
-			st, m := e.cdPost(crossApp, map[string]string{"device_id": fmt.Sprintf("8b0e2f64-3c1d-4a9e-b7f5-%012d", i), "channel_name": "production",
-				"platform": "android", "binary_version": "1.2.0", "current_update_id": "1.0.0"})
-			return st == 200 && m["version"] == "2.0.0"
+		// check-device devices send back the release ids they were handed (or a version).
+		checkDevice := func(current string) func(int) bool {
+			return func(i int) bool {
+				st, m := e.cdPost(crossApp, map[string]string{"device_id": fmt.Sprintf("8b0e2f64-3c1d-4a9e-b7f5-%012d", i), "channel_name": "production",
+					"platform": "android", "binary_version": "1.2.0", "current_update_id": current})
+				return st == 200 && m["version"] == "2.0.0"
+			}
 		}
 		routes := []struct {
 			name  string
@@ -57,9 +60,11 @@ func TestCheckStoreCallsEveryProtocol(t *testing.T) {
 			{"seed GET /seed/{app}/{channel}/.../manifest", get("/seed/"+crossApp+"/production/api/v1/native/bundle/manifest", 200, "Accept", "application/json")},
 			{"flux GET /flux/releases/{app}/latest", get("/flux/releases/"+crossApp+"/latest", 200)},
 			{"flux GET /flux/releases/{app}/{version}", get("/flux/releases/"+crossApp+"/2.0.0", 200)},
-			{"check-device POST /apps/{app}/channels/check-device", checkDevice},
-			{"check-device GET /apps/{app}/snapshots/{id}/zip", get("/apps/"+crossApp+"/snapshots/2.0.0/zip", http.StatusFound)},
-			{"check-device GET /apps/{app}/snapshots/{id}/manifest", get("/apps/"+crossApp+"/snapshots/2.0.0/manifest", 200)},
+			{"check-device POST /apps/{app}/channels/check-device (current: release id)", checkDevice(old.ID)},
+			{"check-device POST /apps/{app}/channels/check-device (current: version)", checkDevice(old.Version)},
+			{"check-device GET /apps/{app}/snapshots/{id}/zip (release id)", get("/apps/"+crossApp+"/snapshots/"+cur.ID+"/zip", http.StatusFound)},
+			{"check-device GET /apps/{app}/snapshots/{id}/zip (version)", get("/apps/"+crossApp+"/snapshots/2.0.0/zip", http.StatusFound)},
+			{"check-device GET /apps/{app}/snapshots/{id}/manifest (release id)", get("/apps/"+crossApp+"/snapshots/"+cur.ID+"/manifest", 200)},
 		}
 		// Warm up: the first checks load state and ask for the 1.0.0 -> 2.0.0 patch,
 		// which otad computes in the background; steady state is once it exists.

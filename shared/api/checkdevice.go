@@ -232,16 +232,7 @@ func (s *Server) cdFind(ctx context.Context, app, ref string) (release.Release, 
 	if !strings.HasPrefix(ref, "rel_") {
 		return release.Release{}, store.ErrNotFound
 	}
-	rels, err := s.Store.ListReleases(ctx, app)
-	if err != nil {
-		return release.Release{}, err
-	}
-	for _, x := range rels {
-		if x.ID == ref {
-			return x, nil
-		}
-	}
-	return release.Release{}, store.ErrNotFound
+	return s.state.releaseByID(ctx, app, ref) // devices send back the ids we hand out
 }
 
 // cdSnapshot resolves {appId}/{id} to a servable zip release.

@@ -190,6 +190,33 @@ func (c *stateCache) release(ctx context.Context, app, version string) (release.
 	return e.rel, nil
 }
 
+// releaseByID finds a release by its id (store.ErrNotFound when there is none). It
+// lists the app's releases, so the answer is cached like release's, keyed apart from
+// version names (an id is never a valid version).
+func (c *stateCache) releaseByID(ctx context.Context, app, id string) (release.Release, error) {
+	k := relKey{app, "id:" + id}
+	e, hit := c.rels.Get(k)
+	if !hit || !c.fresh(e.at) {
+		now := time.Now()
+		rels, err := c.st.ListReleases(ctx, app)
+		if err != nil {
+			return release.Release{}, err
+		}
+		e = cachedRelease{at: now}
+		for _, r := range rels {
+			if r.ID == id {
+				e = cachedRelease{rel: r, ok: true, at: now}
+				break
+			}
+		}
+		c.rels.Add(k, e)
+	}
+	if !e.ok {
+		return release.Release{}, store.ErrNotFound
+	}
+	return e.rel, nil
+}
+
 // patch returns a patch record (store.ErrNotFound when there is none). Only found
 // patches are cached: a missing one is being computed and should show up at once, and
 // its caller asks for it (a write) anyway.
