@@ -83,8 +83,10 @@ func (s *Server) audit(ctx context.Context, k store.APIKey, app, action, target,
 // caller learns nothing about which apps or versions exist.
 func (s *Server) authRoute(r *http.Request, auth AuthKind) (k store.APIKey, ok bool, err error) {
 	switch auth {
-	case AuthNone, AuthDeviceToken:
+	case AuthNone:
 		return k, false, nil
+	case AuthDeviceToken:
+		return k, false, s.cdRouteAuth(r) // a device token, not an API key
 	case AuthFluxPathKey:
 		if r.PathValue("key") == "" {
 			return k, false, nil

@@ -26,9 +26,7 @@ const (
 	// AuthNone: device routes, open to anyone (devices carry no secret).
 	AuthNone AuthKind = iota
 	// AuthDeviceToken: a protected app (one with a device token) answers only to
-	// "Authorization: Bearer <device token>". The handler checks it (cdAuthorize),
-	// after validating its own path values, because each route answers a bad
-	// path value in its own way.
+	// "Authorization: Bearer <device token>" (check-device; cdRouteAuth).
 	AuthDeviceToken
 	// AuthFluxPathKey: Flux's read rule. Under /flux/k/{key} the key in the path
 	// must allow {appId} (any valid key where there is none: health); the plain
@@ -138,14 +136,17 @@ func (s *Server) Handler(groups ...Group) http.Handler {
 // Mount serves routes (an unknown route answers 404 route_not_found), behind the
 // logging and panic-recovery middleware. A route's API key (Auth) is checked here,
 // before its handler runs and so before any body is read; the handler finds the key
-// with keyFrom. (The device token of check-device is checked by its handlers.)
+// with keyFrom.
 func (s *Server) Mount(routes []Route) http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range routes {
 		h, auth := r.Handler, r.Auth
 		fail := s.writeErr
-		if auth.flux() {
+		switch {
+		case auth.flux():
 			fail = s.fluxFail
+		case auth == AuthDeviceToken:
+			fail = s.cdAuthError
 		}
 		mux.HandleFunc(r.Pattern(), func(w http.ResponseWriter, req *http.Request) {
 			k, ok, err := s.authRoute(req, auth)

@@ -157,6 +157,22 @@ func TestRoutesAuth(t *testing.T) {
 			t.Errorf("Flux with a bad key: existing and missing apps answer differently:\n%s\n%s", answers[0], answers[1])
 		}
 	}
+	// A protected app's device token is checked before the body is read.
+	if status, _, b := e.do("PATCH", "/v1/apps/app-a", map[string]any{"device_token": "device-token-0123456789"}, bearer(e.admin)...); status != http.StatusOK {
+		t.Fatalf("protect app-a: %d %s", status, b)
+	}
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/apps/app-a/channels/check-device"},
+		{"GET", "/apps/app-a/snapshots/1.0.0/zip"},
+		{"GET", "/apps/app-a/snapshots/1.0.0/manifest"},
+	} {
+		for _, hdr := range [][]string{nil, bearer("wrong-token-0123456789"), bearer(e.admin)} {
+			if status, _, b := e.do(c.method, c.path, "{", hdr...); status != http.StatusUnauthorized {
+				t.Errorf("%s %s (protected) with %v: status %d, want 401: %s", c.method, c.path, hdr, status, b)
+			}
+		}
+	}
+
 	for _, c := range []struct {
 		method, path string
 		hdr          []string
