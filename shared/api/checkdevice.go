@@ -202,7 +202,7 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 	}
 	p, err := s.state.patch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
 	if errors.Is(err, store.ErrNotFound) {
-		if from.Status == release.StatusReady && from.Version != rel.Version {
+		if from.Status == release.StatusReady && from.Version != rel.Version && !errors.Is(err, errPatchMissing) {
 			s.requestPatch(ctx, rel.AppID, publish.KindTree, from.Version, rel.Version)
 		}
 		return a, nil

@@ -193,7 +193,9 @@ func (s *Server) fluxPatch(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.state.patch(ctx, app, publish.KindFlux, from, to)
 	if errors.Is(err, store.ErrNotFound) {
-		s.requestPatch(ctx, app, publish.KindFlux, from, to)
+		if !errors.Is(err, errPatchMissing) {
+			s.requestPatch(ctx, app, publish.KindFlux, from, to)
+		}
 		notFound()
 		return
 	}

@@ -159,6 +159,7 @@ func (s *Server) requestPatch(ctx context.Context, app, kind, from, to string) {
 		return
 	}
 	err = s.patchJobs.start(key, s.sweepAfter(func(ctx context.Context) {
+		defer s.state.forgetPatch(app, kind, from, to) // checks see the patch at once
 		var perr *publish.Error
 		if err := s.Pipeline.HandlePatchRequest(ctx, key); errors.As(err, &perr) {
 			s.Log.Info("patch request dropped", "key", key, "err", err)

@@ -45,6 +45,7 @@ type cachedRelease struct {
 
 type cachedPatch struct {
 	p  store.Patch
+	ok bool // false: no such patch (yet)
 	at time.Time
 }
 
@@ -217,21 +218,38 @@ func (c *stateCache) releaseByID(ctx context.Context, app, id string) (release.R
 	return e.rel, nil
 }
 
-// patch returns a patch record (store.ErrNotFound when there is none). Only found
-// patches are cached: a missing one is being computed and should show up at once, and
-// its caller asks for it (a write) anyway.
+// errPatchMissing is store.ErrNotFound from a cached miss: the patch was asked for
+// when the miss was loaded, so callers need not ask again within the ttl.
+var errPatchMissing = fmt.Errorf("patch missing (cached): %w", store.ErrNotFound)
+
+// patch returns a patch record (store.ErrNotFound when there is none; errPatchMissing
+// when that answer is cached). A miss is cached too: a pair the patch budget skips
+// stays missing, and each check would otherwise read it twice (here and when asking).
+// A patch computed in this process drops its miss at once (forgetPatch).
 func (c *stateCache) patch(ctx context.Context, app, kind, from, to string) (store.Patch, error) {
 	k := patchKey{app, kind, from, to}
 	if e, hit := c.patches.Get(k); hit && c.fresh(e.at) {
+		if !e.ok {
+			return store.Patch{}, errPatchMissing
+		}
 		return e.p, nil
 	}
 	now := time.Now()
 	p, err := c.st.GetPatch(ctx, app, kind, from, to)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.patches.Add(k, cachedPatch{at: now})
+		return p, err
+	case err != nil:
 		return p, err
 	}
-	c.patches.Add(k, cachedPatch{p: p, at: now})
+	c.patches.Add(k, cachedPatch{p: p, ok: true, at: now})
 	return p, nil
+}
+
+// forgetPatch drops a pair's cached answer (after computing its patch here).
+func (c *stateCache) forgetPatch(app, kind, from, to string) {
+	c.patches.Remove(patchKey{app, kind, from, to})
 }
 
 // deviceChannels returns how many devices of app may have a server-side channel
