@@ -46,10 +46,11 @@ emulators-stop:
 	-bash infra/emulators/dynamodb-local.sh stop
 	-bash infra/emulators/versitygw.sh stop
 
-bench: ## rerunnable benchmarks: patch create/apply, the check handler stack (OTA_BENCH_PUBLISH=1 adds the 150 MB publish run)
+bench: ## rerunnable benchmarks: patch create/apply, the check handler stack (OTA_BENCH_PUBLISH=1 adds the 150 MB publish run; BENCH_PAIRS=1 our patch vs zstd on real npm builds, downloads ~25 MB once)
 	$(GO) test -run '^$$' -bench . -benchmem ./shared/delta/
 	$(GO) test -run '^$$' -bench CapgoCheck -benchmem ./shared/api/
 	@if [ -n "$$OTA_BENCH_PUBLISH" ]; then $(GO) test -run TestBenchPublishBig -v -timeout 60m ./cmd/ota; fi
+	@if [ -n "$$BENCH_PAIRS" ]; then bash infra/bench/patch-vs-zstd.sh; fi
 
 soak: ## bounded soak of otad on loopback: mixed load, a kill -9 and restart, exact counts, leaks (SOAK_FLAGS="-duration 10m -concurrency 64")
 	bash infra/soak/soak.sh $(SOAK_FLAGS)
