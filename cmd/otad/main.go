@@ -106,7 +106,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			line += " (" + env + ")"
 		}
 		fmt.Fprintf(w, "%s\n    \t%s", line, usage)
-		if f.DefValue != "" && f.DefValue != "0" && f.Name != "memory-limit" {
+		if f.DefValue != "" && f.DefValue != "0" {
 			fmt.Fprintf(w, " (default %q)", f.DefValue)
 		}
 		fmt.Fprintln(w)
