@@ -122,7 +122,7 @@ func TestBigBundlePublishDoesNotWaitForPatches(t *testing.T) {
 	ctx := context.Background()
 
 	hold, held := make(chan struct{}), make(chan struct{})
-	if err := e.srv.patchJobs.start("test/hold", func(context.Context) { close(held); <-hold }); err != nil {
+	if err := e.srv.patchJobs.start(context.Background(), "test/hold", func(context.Context) { close(held); <-hold }); err != nil {
 		t.Fatal(err)
 	}
 	<-held

@@ -140,7 +140,7 @@ func (s *Server) localUpload(w http.ResponseWriter, r *http.Request) {
 		} else if err != nil {
 			s.Log.Warn("ingest failed", "key", key, "err", err)
 		} else if app, version, ok := blob.ParseBundleKey(key); ok {
-			s.precomputeLater(app, version)
+			s.precomputeLater(r.Context(), app, version)
 		}
 		s.state.invalidate(appOfKey(key))
 	}

@@ -362,7 +362,7 @@ func (s *Server) completeRelease(w http.ResponseWriter, r *http.Request) {
 			s.writeErr(w, r, err)
 			return
 		case err == nil:
-			s.precomputeLater(a.ID, version) // in the background: the answer does not wait
+			s.precomputeLater(r.Context(), a.ID, version) // in the background: the answer does not wait
 		}
 		s.state.invalidate(a.ID)
 		if rel, err = s.Store.GetRelease(r.Context(), a.ID, version); err != nil {

@@ -20,8 +20,9 @@ const maxPatchJobs = 64
 
 // patchJobs runs patch work in this process when no patch function does it (otad):
 // precomputation after a release becomes ready, and requested patches. At most one
-// job per key, one computation at a time, on a context not tied to the request that
-// started it; drain stops it at shutdown.
+// job per key, one computation at a time. A job keeps the values of the request that
+// started it (request id, logger attributes) but not its cancellation: the request
+// is answered before the job runs. drain stops it at shutdown.
 type patchJobs struct {
 	mu      sync.Mutex
 	running map[string]bool
@@ -46,8 +47,10 @@ func newPatchJobs() *patchJobs {
 }
 
 // start runs fn for key in the background unless a job for key is queued or running
-// already (nil: that one will do), too many are queued, or the jobs are drained.
-func (j *patchJobs) start(key string, fn func(ctx context.Context)) error {
+// already (nil: that one will do), too many are queued, or the jobs are drained. fn's
+// context carries parent's values; it ends on the job's own timeout or when drain
+// gives up, never because parent (a request's context) ends.
+func (j *patchJobs) start(parent context.Context, key string, fn func(ctx context.Context)) error {
 	j.mu.Lock()
 	switch {
 	case j.closed:
@@ -63,6 +66,7 @@ func (j *patchJobs) start(key string, fn func(ctx context.Context)) error {
 	j.running[key] = true
 	j.wg.Add(1)
 	j.mu.Unlock()
+	parent = context.WithoutCancel(parent)
 	go func() {
 		defer func() {
 			j.mu.Lock()
@@ -81,8 +85,9 @@ func (j *patchJobs) start(key string, fn func(ctx context.Context)) error {
 			return
 		default:
 		}
-		ctx, cancel := context.WithTimeout(j.base, patchJobTimeout)
+		ctx, cancel := context.WithTimeout(parent, patchJobTimeout)
 		defer cancel()
+		defer context.AfterFunc(j.base, cancel)() // drain giving up cancels the job
 		fn(ctx)
 	}()
 	return nil
@@ -120,12 +125,13 @@ func (s *Server) DrainJobs(ctx context.Context) error {
 
 // precomputeLater precomputes patches to a release that just became ready, in the
 // background (otad), so that the upload request answers at once.
-func (s *Server) precomputeLater(app, version string) {
+// ctx is the request's: the job keeps its values, not its cancellation.
+func (s *Server) precomputeLater(ctx context.Context, app, version string) {
 	if s.Pipeline == nil || !s.inProcessPatches() {
 		return
 	}
 	// One job per release: uploads and completions of one release all ask for it.
-	err := s.patchJobs.start("precompute/"+app+"/"+version, s.sweepAfter(func(ctx context.Context) {
+	err := s.patchJobs.start(ctx, "precompute/"+app+"/"+version, s.sweepAfter(func(ctx context.Context) {
 		if err := s.Pipeline.Precompute(ctx, app, version); err != nil {
 			s.Log.Warn("precompute patches failed", "app", app, "version", version, "err", err)
 		}
@@ -158,7 +164,7 @@ func (s *Server) requestPatch(ctx context.Context, app, kind, from, to string) {
 	if err != nil {
 		return
 	}
-	err = s.patchJobs.start(key, s.sweepAfter(func(ctx context.Context) {
+	err = s.patchJobs.start(ctx, key, s.sweepAfter(func(ctx context.Context) {
 		defer s.state.forgetPatch(app, kind, from, to) // checks see the patch at once
 		var perr *publish.Error
 		if err := s.Pipeline.HandlePatchRequest(ctx, key); errors.As(err, &perr) {

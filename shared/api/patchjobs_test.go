@@ -149,16 +149,16 @@ func TestPatchJobsBounded(t *testing.T) {
 			active.Add(-1)
 		}
 	}
-	j.start("a", job("a1"))
-	j.start("a", job("a2")) // dropped: a is running (or queued)
-	j.start("b", job("b1"))
+	j.start(context.Background(), "a", job("a1"))
+	j.start(context.Background(), "a", job("a2")) // dropped: a is running (or queued)
+	j.start(context.Background(), "b", job("b1"))
 	close(release)
 	j.wait()
 	if len(runs) != 2 || maxActive.Load() != 1 {
 		t.Errorf("runs %q, max concurrent %d; want a1 and b1, one at a time", runs, maxActive.Load())
 	}
 	// Finished jobs can run again.
-	j.start("a", func(context.Context) { runs = append(runs, "a3") })
+	j.start(context.Background(), "a", func(context.Context) { runs = append(runs, "a3") })
 	j.wait()
 	if runs[len(runs)-1] != "a3" {
 		t.Errorf("runs %q", runs)
@@ -171,13 +171,13 @@ func TestPatchJobsDrain(t *testing.T) {
 	j := newPatchJobs()
 	started, release := make(chan struct{}), make(chan struct{})
 	var finished, queuedRan atomic.Bool
-	j.start("running", func(ctx context.Context) {
+	j.start(context.Background(), "running", func(ctx context.Context) {
 		close(started)
 		<-release
 		finished.Store(ctx.Err() == nil)
 	})
 	<-started
-	j.start("queued", func(context.Context) { queuedRan.Store(true) })
+	j.start(context.Background(), "queued", func(context.Context) { queuedRan.Store(true) })
 	go func() { time.Sleep(10 * time.Millisecond); close(release) }()
 	if err := j.drain(context.Background()); err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestPatchJobsDrain(t *testing.T) {
 	if !finished.Load() || queuedRan.Load() {
 		t.Errorf("running job finished normally: %v; queued job ran: %v", finished.Load(), queuedRan.Load())
 	}
-	if err := j.start("late", func(context.Context) { t.Error("a job ran after drain") }); !errors.Is(err, errPatchJobsDrained) {
+	if err := j.start(context.Background(), "late", func(context.Context) { t.Error("a job ran after drain") }); !errors.Is(err, errPatchJobsDrained) {
 		t.Errorf("start after drain: %v", err)
 	}
 	j.wait()
@@ -194,7 +194,7 @@ func TestPatchJobsDrain(t *testing.T) {
 	j = newPatchJobs()
 	canceled := make(chan struct{})
 	started = make(chan struct{})
-	j.start("slow", func(ctx context.Context) {
+	j.start(context.Background(), "slow", func(ctx context.Context) {
 		close(started)
 		<-ctx.Done()
 		close(canceled)
@@ -214,16 +214,60 @@ func TestPatchJobsQueueBounded(t *testing.T) {
 	j := newPatchJobs()
 	release := make(chan struct{})
 	for i := range maxPatchJobs {
-		if err := j.start(fmt.Sprint(i), func(context.Context) { <-release }); err != nil {
+		if err := j.start(context.Background(), fmt.Sprint(i), func(context.Context) { <-release }); err != nil {
 			t.Fatalf("job %d: %v", i, err)
 		}
 	}
-	if err := j.start("one more", func(context.Context) {}); !errors.Is(err, errPatchJobsFull) {
+	if err := j.start(context.Background(), "one more", func(context.Context) {}); !errors.Is(err, errPatchJobsFull) {
 		t.Errorf("job over the bound: %v", err)
 	}
-	if err := j.start("0", func(context.Context) {}); err != nil {
+	if err := j.start(context.Background(), "0", func(context.Context) {}); err != nil {
 		t.Errorf("a key already queued: %v, want nil (that job will do)", err)
 	}
 	close(release)
 	j.wait()
+}
+
+// A job started from a request keeps the request's values but outlives its
+// cancellation: the request is answered (and its context canceled) before the job
+// runs.
+func TestPatchJobOutlivesRequest(t *testing.T) {
+	type requestIDKey struct{}
+	j := newPatchJobs()
+	// Hold the one slot so that the request's job waits until after the request ends.
+	hold, held := make(chan struct{}), make(chan struct{})
+	j.start(context.Background(), "hold", func(context.Context) { close(held); <-hold })
+	<-held
+
+	req, endRequest := context.WithCancel(context.WithValue(context.Background(), requestIDKey{}, "req-42"))
+	var sawID any
+	var errDuring, errAfterWait error
+	var hasDeadline bool
+	done := make(chan struct{})
+	if err := j.start(req, "job", func(ctx context.Context) {
+		defer close(done)
+		sawID = ctx.Value(requestIDKey{})
+		_, hasDeadline = ctx.Deadline()
+		errDuring = ctx.Err()
+		select { // a job waiting on I/O: the request's end must not wake it
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+		errAfterWait = ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	endRequest()
+	close(hold)
+	<-done
+	j.wait()
+	if sawID != "req-42" {
+		t.Errorf("job saw request id %v, want req-42", sawID)
+	}
+	if errDuring != nil || errAfterWait != nil {
+		t.Errorf("job context ended with the request: %v, %v", errDuring, errAfterWait)
+	}
+	if !hasDeadline {
+		t.Error("job context has no timeout of its own")
+	}
 }
