@@ -15,6 +15,7 @@ import (
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // Release safety commands: staged rollouts, rollback, status, stats, audit, cleanup.
@@ -33,28 +34,19 @@ func channelPath(app, channel string) string {
 	return "/v1/apps/" + esc(app) + "/channels/" + esc(channel)
 }
 
-type channelAnswer struct {
-	Channel release.Channel `json:"channel"`
-}
-
 func (c *client) rolloutSet(ctx context.Context, app, channel, version string, percent float64) (release.Channel, error) {
-	var out channelAnswer
-	in := map[string]any{"version": version, "percent": percent}
+	var out wire.ChannelAnswer
+	in := wire.RolloutInput{Version: version, Percent: &percent}
 	return out.Channel, c.do(ctx, "PUT", channelPath(app, channel)+"/rollout", in, &out)
 }
 
 func (c *client) rolloutAct(ctx context.Context, app, channel, action string) (release.Channel, error) {
-	var out channelAnswer
+	var out wire.ChannelAnswer
 	return out.Channel, c.do(ctx, "POST", channelPath(app, channel)+"/rollout/"+esc(action), map[string]any{}, &out)
 }
 
-type rollbackBody struct {
-	To      string `json:"to,omitempty"`
-	Builtin bool   `json:"builtin,omitempty"`
-}
-
-func (c *client) rollbackChannel(ctx context.Context, app, channel string, in rollbackBody) (release.Channel, error) {
-	var out channelAnswer
+func (c *client) rollbackChannel(ctx context.Context, app, channel string, in wire.RollbackInput) (release.Channel, error) {
+	var out wire.ChannelAnswer
 	return out.Channel, c.do(ctx, "POST", channelPath(app, channel)+"/rollback", in, &out)
 }
 
@@ -64,25 +56,13 @@ type policyBody struct {
 }
 
 func (c *client) setPolicy(ctx context.Context, app, channel string, in policyBody) (release.Channel, error) {
-	var out channelAnswer
+	var out wire.ChannelAnswer
 	return out.Channel, c.do(ctx, "PUT", channelPath(app, channel), in, &out)
 }
 
-type rolloutHealth struct {
-	Attempts int64 `json:"attempts"`
-	Failures int64 `json:"failures"`
-}
-
-type channelStatus struct {
-	release.Channel
-	RolloutHealth *rolloutHealth `json:"rollout_health,omitempty"`
-}
-
 type statusAnswer struct {
-	App          appView         `json:"app"`
-	Channels     []channelStatus `json:"channels"`
-	CacheSeconds float64         `json:"cache_seconds"`
-	sent         any             // the answer as the server sent it (what --json prints)
+	wire.StatusAnswer
+	sent any // the answer as the server sent it (what --json prints)
 }
 
 func (c *client) appStatus(ctx context.Context, app string) (statusAnswer, error) {
@@ -91,20 +71,9 @@ func (c *client) appStatus(ctx context.Context, app string) (statusAnswer, error
 	return out, err
 }
 
-type versionStats struct {
-	Version     string  `json:"version"`
-	Installed   int64   `json:"installed"`
-	Failed      int64   `json:"failed"`
-	Crashed     int64   `json:"crashed"` // devices whose running version crashed
-	SuccessRate float64 `json:"success_rate"`
-}
-
 type statsAnswer struct {
-	Days     []string          `json:"days"`
-	Counts   []store.StatCount `json:"counts"`
-	Versions []versionStats    `json:"versions"`
-	Adoption []store.Adoption  `json:"adoption"`
-	sent     any               // the answer as the server sent it (what --json prints)
+	wire.StatsAnswer
+	sent any // the answer as the server sent it (what --json prints)
 }
 
 func (c *client) appStats(ctx context.Context, app, channel string, days int) (statsAnswer, error) {
@@ -138,9 +107,7 @@ func (c *client) getAsSent(ctx context.Context, path string, out any, sent *any)
 }
 
 func (c *client) auditLog(ctx context.Context, app string, limit int) ([]store.AuditEntry, error) {
-	var out struct {
-		Entries []store.AuditEntry `json:"entries"`
-	}
+	var out wire.AuditAnswer
 	path := "/v1/apps/" + esc(app) + "/audit"
 	if limit > 0 {
 		path += "?limit=" + strconv.Itoa(limit)
@@ -149,13 +116,8 @@ func (c *client) auditLog(ctx context.Context, app string, limit int) ([]store.A
 }
 
 func (c *client) cleanupApp(ctx context.Context, app string, keep int, dry, now bool) (publish.Report, error) {
-	var out struct {
-		Report publish.Report `json:"report"`
-	}
-	body := map[string]any{"keep": keep, "dry_run": dry}
-	if now {
-		body["now"] = true // only when asked: older servers ignore it
-	}
+	var out wire.CleanupAnswer
+	body := wire.CleanupInput{Keep: &keep, DryRun: dry, Now: now}
 	return out.Report, c.do(ctx, "POST", "/v1/apps/"+esc(app)+"/cleanup", body, &out)
 }
 
@@ -503,7 +465,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 				return nil
 			},
 			call: func(ctx context.Context, cl *client, _ []string) (release.Channel, error) {
-				return cl.rollbackChannel(ctx, app, channel, rollbackBody{To: to, Builtin: builtin})
+				return cl.rollbackChannel(ctx, app, channel, wire.RollbackInput{To: to, Builtin: builtin})
 			},
 			json:  inKey[release.Channel]("channel"),
 			human: printChangedChannel,

@@ -11,6 +11,7 @@ import (
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // The management API (/v1): JSON in and out, an API key in Authorization: Bearer,
@@ -65,18 +66,6 @@ const (
 )
 
 var manageLimits = jsonLimits{Body: manageMaxBody, Depth: manageMaxDepth, Items: manageMaxItems, String: manageMaxString}
-
-type appView struct {
-	release.App
-	FluxSecret      string `json:"flux_secret,omitempty"`       // never echoed back
-	DeviceTokenHash string `json:"device_token_hash,omitempty"` // never echoed back
-	FluxSecretSet   bool   `json:"flux_secret_set"`
-	Protected       bool   `json:"protected"` // check-device needs a device token
-}
-
-func viewApp(a release.App) appView {
-	return appView{App: a, FluxSecretSet: a.FluxSecret != "", Protected: a.DeviceTokenHash != ""}
-}
 
 // storeErr maps store errors to API errors.
 func storeErr(err error, what string) error {
@@ -139,10 +128,10 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	out := []appView{}
+	out := []wire.AppView{}
 	for _, a := range apps {
 		if k.Allows(a.ID) {
-			out = append(out, viewApp(a))
+			out = append(out, wire.ViewApp(a))
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"apps": out})
@@ -237,11 +226,11 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	}
 	s.state.invalidate(a.ID)
 	s.audit(r.Context(), k, a.ID, "app.create", a.ID, "")
-	writeJSON(w, http.StatusCreated, viewApp(a))
+	writeJSON(w, http.StatusCreated, wire.ViewApp(a))
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
-	appRead(s, w, r, func(_ context.Context, a release.App) (any, error) { return viewApp(a), nil })
+	appRead(s, w, r, func(_ context.Context, a release.App) (any, error) { return wire.ViewApp(a), nil })
 }
 
 func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
@@ -262,7 +251,7 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 	}
 	s.state.invalidate(a.ID)
 	s.audit(r.Context(), k, a.ID, "app.update", a.ID, "")
-	writeJSON(w, http.StatusOK, viewApp(a))
+	writeJSON(w, http.StatusOK, wire.ViewApp(a))
 }
 
 func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {

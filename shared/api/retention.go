@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/otakit/ota/shared/publish"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // Retention: delete old releases no channel needs, and the objects nothing references
@@ -18,19 +19,13 @@ func retentionAdminRoutes() []Route {
 	}
 }
 
-type cleanupInput struct {
-	Keep   *int `json:"keep"`
-	DryRun bool `json:"dry_run"`
-	Now    bool `json:"now"` // young objects of gone releases too (publish.CleanupOptions.Now)
-}
-
 func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
 	a, k, err := s.appParam(r)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	var in cleanupInput
+	var in wire.CleanupInput
 	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -64,5 +59,5 @@ func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
 		detail += fmt.Sprintf(" errors=%d", len(rep.Errors))
 	}
 	s.audit(r.Context(), k, a.ID, action, fmt.Sprintf("keep=%d", *in.Keep), detail)
-	writeJSON(w, http.StatusOK, map[string]any{"report": rep})
+	writeJSON(w, http.StatusOK, wire.CleanupAnswer{Report: rep})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // Release safety: staged rollouts, rollback, automatic halts, stats and audit.
@@ -60,7 +61,7 @@ func (s *Server) channelChange(w http.ResponseWriter, r *http.Request, a release
 	}
 	s.state.invalidate(a.ID)
 	s.audit(r.Context(), k, a.ID, action, name, describeChannel(c))
-	writeJSON(w, http.StatusOK, map[string]any{"channel": c})
+	writeJSON(w, http.StatusOK, wire.ChannelAnswer{Channel: c})
 }
 
 func describeChannel(c release.Channel) string {
@@ -79,11 +80,6 @@ func describeChannel(c release.Channel) string {
 
 var errNoChannel = &badRequest{Status: http.StatusNotFound, Code: "channel_not_found", Msg: "channel not found"}
 
-type rolloutInput struct {
-	Version string   `json:"version"`
-	Percent *float64 `json:"percent"`
-}
-
 // setRollout starts a rollout of version to percent of the channel's devices, or
 // changes the percentage of the running one (same version keeps its salt, so raising
 // the percentage never moves a device back).
@@ -93,7 +89,7 @@ func (s *Server) setRollout(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	var in rolloutInput
+	var in wire.RolloutInput
 	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -165,11 +161,6 @@ func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-type rollbackInput struct {
-	To      string `json:"to"`
-	Builtin bool   `json:"builtin"`
-}
-
 // rollback points the channel at an earlier release (default: the stable release
 // before the current one, from the channel history) or at the built-in bundle, and
 // drops any rollout. Devices see it on their next check, at most StateTTL later.
@@ -179,7 +170,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	var in rollbackInput
+	var in wire.RollbackInput
 	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -291,28 +282,20 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	type rolloutHealth struct {
-		Attempts int64 `json:"attempts"`
-		Failures int64 `json:"failures"`
-	}
-	type chStatus struct {
-		release.Channel
-		RolloutHealth *rolloutHealth `json:"rollout_health,omitempty"`
-	}
-	out := []chStatus{}
+	out := []wire.ChannelStatus{}
 	for _, c := range chs {
-		cs := chStatus{Channel: c}
+		cs := wire.ChannelStatus{Channel: c}
 		if c.Rolling != nil {
 			att, fails, err := s.Store.RolloutOutcomes(r.Context(), a.ID, c.Name, c.Rolling.Salt)
 			if err != nil {
 				s.writeErr(w, r, err)
 				return
 			}
-			cs.RolloutHealth = &rolloutHealth{Attempts: att, Failures: fails}
+			cs.RolloutHealth = &wire.RolloutHealth{Attempts: att, Failures: fails}
 		}
 		out = append(out, cs)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"app": viewApp(a), "channels": out, "cache_seconds": s.cfg.StateTTL.Seconds()})
+	writeJSON(w, http.StatusOK, wire.StatusAnswer{App: wire.ViewApp(a), Channels: out, CacheSeconds: s.cfg.StateTTL.Seconds()})
 }
 
 // stats serves daily counters: per channel, version and action, plus the derived
@@ -341,15 +324,8 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	type versionSummary struct {
-		Version     string  `json:"version"`
-		Installed   int64   `json:"installed"`
-		Failed      int64   `json:"failed"`
-		SuccessRate float64 `json:"success_rate"` // installed / (installed + failed); 0 when none
-		Crashed     int64   `json:"crashed"`      // devices whose running version crashed
-	}
 	rows := []store.StatCount{}
-	sum := map[string]*versionSummary{}
+	sum := map[string]*wire.VersionStats{}
 	var order []string
 	for _, c := range counts {
 		if channel != "" && c.Channel != channel {
@@ -361,7 +337,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		}
 		v := sum[c.Version]
 		if v == nil {
-			v = &versionSummary{Version: c.Version}
+			v = &wire.VersionStats{Version: c.Version}
 			sum[c.Version] = v
 			order = append(order, c.Version)
 		}
@@ -374,7 +350,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 			v.Crashed += c.Count
 		}
 	}
-	versions := []versionSummary{}
+	versions := []wire.VersionStats{}
 	for _, k := range order {
 		v := sum[k]
 		if t := v.Installed + v.Failed; t > 0 {
@@ -387,7 +363,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"days": dayList, "counts": rows, "versions": versions, "adoption": orEmpty(adoption)})
+	writeJSON(w, http.StatusOK, wire.StatsAnswer{Days: dayList, Counts: rows, Versions: versions, Adoption: orEmpty(adoption)})
 }
 
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
@@ -397,6 +373,6 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
 		entries, err := s.Store.ListAudit(ctx, a.ID, limit)
-		return map[string]any{"entries": orEmpty(entries)}, err
+		return wire.AuditAnswer{Entries: orEmpty(entries)}, err
 	})
 }
