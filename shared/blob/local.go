@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,6 +107,9 @@ func (l *Local) put(key string, r io.Reader, size int64, wantSHA string) (string
 
 // Open reads key from offset off.
 func (l *Local) Open(ctx context.Context, key string, off int64) (io.ReadCloser, Info, error) {
+	if off < 0 { // as on S3: a file would seek before its start
+		return nil, Info{}, fmt.Errorf("open %s: negative offset %d", key, off)
+	}
 	f, info, err := l.File(key)
 	if err != nil {
 		return nil, info, err
@@ -161,7 +165,8 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List returns keys under prefix, sorted.
+// List returns keys under prefix in byte order, as S3 does (a walk orders by folder:
+// "a/b" before "a-b").
 func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
 	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
@@ -181,6 +186,7 @@ func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 		}
 		return nil
 	})
+	slices.Sort(keys)
 	return keys, err
 }
 
@@ -192,6 +198,13 @@ func uploadBinding(sha256hex string, size int64) string {
 func (l *Local) PresignPut(ctx context.Context, key, sha256hex string, size int64, ttl time.Duration) (Upload, error) {
 	if !ValidKey(key) {
 		return Upload{}, fmt.Errorf("invalid object key %q", key)
+	}
+	// Refused here, as on S3, rather than as a URL no upload could satisfy.
+	if d, err := hex.DecodeString(sha256hex); err != nil || len(d) != sha256.Size {
+		return Upload{}, fmt.Errorf("presign %s: bad sha256 %q", key, sha256hex)
+	}
+	if size < 0 {
+		return Upload{}, fmt.Errorf("presign %s: negative size", key)
 	}
 	p := UploadPath + key
 	q, exp := l.signer.Sign("PUT", p, uploadBinding(sha256hex, size), ttl)
