@@ -30,7 +30,7 @@ type patchJobs struct {
 	sem     chan struct{}
 	wg      sync.WaitGroup
 	stop    chan struct{}      // closed by drain: jobs not started yet give up
-	base    context.Context    // every job's parent, canceled when drain gives up
+	base    context.Context    // canceled when drain gives up, which cancels every job
 	cancel  context.CancelFunc // cancels base
 }
 
