@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -19,8 +20,8 @@ func newAppCmd(g *globals) *cobra.Command {
 }
 
 // appFields registers the app settings flags on c and returns a function that turns
-// the flags the user gave into an appInput (unset flags stay nil: unchanged).
-func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (appInput, error) {
+// the flags the user gave into a wire.AppInput (unset flags stay nil: unchanged).
+func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (wire.AppInput, error) {
 	var name, defaultChannel, fluxSecret, deviceToken, nuSignature string
 	c.Flags().StringVar(&name, "name", "", "display name")
 	c.Flags().StringVar(&defaultChannel, "default-channel", "", "channel for devices that name none (default production)")
@@ -28,8 +29,8 @@ func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (appInput, 
 	c.Flags().StringVar(&deviceToken, "device-token", "", "protect check-device: devices must send this token (16+ characters; \"\" = public)")
 	c.Flags().StringVar(&nuSignature, "native-update-signature", "",
 		"what native-update's signature field carries: pss (native-update 1.x) or pkcs1 (capacitor-native-update 2.0); \"\" = pss when the release has it")
-	return func(cmd *cobra.Command, id string) (appInput, error) {
-		in := appInput{ID: id}
+	return func(cmd *cobra.Command, id string) (wire.AppInput, error) {
+		in := wire.AppInput{ID: id}
 		if err := release.ValidAppID(id); err != nil {
 			return in, err
 		}
@@ -58,7 +59,7 @@ func appFields(c *cobra.Command) func(cmd *cobra.Command, id string) (appInput, 
 }
 
 func newAppCreateCmd(g *globals) *cobra.Command {
-	var in appInput
+	var in wire.AppInput
 	c := &cobra.Command{
 		Use:   "create APP_ID",
 		Short: "Create an app (needs an admin key)",
@@ -68,13 +69,13 @@ func newAppCreateCmd(g *globals) *cobra.Command {
 		Args:    exactArgs("APP_ID"),
 	}
 	fields := appFields(c)
-	c.RunE = apiCall[appView]{
+	c.RunE = apiCall[wire.AppView]{
 		g: g,
 		check: func(cmd *cobra.Command, args []string) (err error) {
 			in, err = fields(cmd, args[0])
 			return err
 		},
-		call: func(ctx context.Context, cl *client, _ []string) (appView, error) {
+		call: func(ctx context.Context, cl *client, _ []string) (wire.AppView, error) {
 			return cl.createApp(ctx, in)
 		},
 		human: printApp,
@@ -83,7 +84,7 @@ func newAppCreateCmd(g *globals) *cobra.Command {
 }
 
 func newAppUpdateCmd(g *globals) *cobra.Command {
-	var in appInput
+	var in wire.AppInput
 	c := &cobra.Command{
 		Use:   "update APP_ID [--name N] [--default-channel C] [--flux-secret S] [--device-token T] [--native-update-signature pss|pkcs1]",
 		Short: "Change an app's settings (only the flags given)",
@@ -97,14 +98,14 @@ func newAppUpdateCmd(g *globals) *cobra.Command {
 		Args: exactArgs("APP_ID"),
 	}
 	fields := appFields(c)
-	c.RunE = apiCall[appView]{
+	c.RunE = apiCall[wire.AppView]{
 		g: g,
 		check: func(cmd *cobra.Command, args []string) (err error) {
 			in, err = fields(cmd, args[0])
 			in.ID = ""
 			return err
 		},
-		call: func(ctx context.Context, cl *client, args []string) (appView, error) {
+		call: func(ctx context.Context, cl *client, args []string) (wire.AppView, error) {
 			return cl.updateApp(ctx, args[0], in)
 		},
 		human: printApp,
@@ -117,12 +118,12 @@ func newAppListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the apps this key may act on",
 		Args:  cobra.NoArgs,
-		RunE: apiCall[[]appView]{
+		RunE: apiCall[[]wire.AppView]{
 			g: g,
-			call: func(ctx context.Context, cl *client, _ []string) ([]appView, error) {
+			call: func(ctx context.Context, cl *client, _ []string) ([]wire.AppView, error) {
 				return cl.listApps(ctx)
 			},
-			json:  listIn[appView]("apps"),
+			json:  listIn[wire.AppView]("apps"),
 			human: printApps,
 		}.run,
 	}
@@ -133,12 +134,12 @@ func newAppGetCmd(g *globals) *cobra.Command {
 		Use:   "get APP_ID",
 		Short: "Show one app",
 		Args:  exactArgs("APP_ID"),
-		RunE: apiCall[appView]{
+		RunE: apiCall[wire.AppView]{
 			g: g,
 			check: func(_ *cobra.Command, args []string) error {
 				return release.ValidAppID(args[0])
 			},
-			call: func(ctx context.Context, cl *client, args []string) (appView, error) {
+			call: func(ctx context.Context, cl *client, args []string) (wire.AppView, error) {
 				return cl.getApp(ctx, args[0])
 			},
 			human: printApp,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -26,8 +27,8 @@ type channelSetFlags struct {
 }
 
 // channelInputFromFlags builds the PUT body from the flags that were given.
-func channelInputFromFlags(cmd *cobra.Command, f *channelSetFlags) (channelInput, error) {
-	var in channelInput
+func channelInputFromFlags(cmd *cobra.Command, f *channelSetFlags) (wire.ChannelInput, error) {
+	var in wire.ChannelInput
 	fl := cmd.Flags()
 	if fl.Changed("version") {
 		if err := release.ValidVersion(f.version); err != nil {
@@ -47,7 +48,7 @@ func channelInputFromFlags(cmd *cobra.Command, f *channelSetFlags) (channelInput
 	if fl.Changed("no-dev-build") {
 		in.NoDevBuild = &f.noDevBuild
 	}
-	if in.empty() {
+	if noChannelFields(in) {
 		return in, errors.New("nothing to set: give --version and/or --public, --allow-self-set, --no-emulator, --no-dev-build")
 	}
 	return in, nil
@@ -55,7 +56,7 @@ func channelInputFromFlags(cmd *cobra.Command, f *channelSetFlags) (channelInput
 
 func newChannelSetCmd(g *globals) *cobra.Command {
 	f := &channelSetFlags{}
-	var in channelInput
+	var in wire.ChannelInput
 	c := &cobra.Command{
 		Use:   "set CHANNEL --app APP_ID [--version V] [--public] [--allow-self-set] [--no-emulator] [--no-dev-build]",
 		Short: "Create or change a channel (e.g. point it at a ready release)",

@@ -17,6 +17,7 @@ import (
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // client is a small typed client for the management API (/v1).
@@ -166,74 +167,43 @@ func esc(s string) string { return url.PathEscape(s) }
 
 // ---- apps
 
-type appView struct {
-	release.App
-	FluxSecretSet bool `json:"flux_secret_set"`
-	Protected     bool `json:"protected"`
-}
-
-type appInput struct {
-	ID             string  `json:"id,omitempty"`
-	Name           *string `json:"name,omitempty"`
-	DefaultChannel *string `json:"default_channel,omitempty"`
-	FluxSecret     *string `json:"flux_secret,omitempty"`
-	DeviceToken    *string `json:"device_token,omitempty"`
-	// NativeUpdateSignature is sent even when "" (that resets it to the default).
-	NativeUpdateSignature *string `json:"native_update_signature,omitempty"`
-}
-
-func (c *client) createApp(ctx context.Context, in appInput) (appView, error) {
-	var a appView
+func (c *client) createApp(ctx context.Context, in wire.AppInput) (wire.AppView, error) {
+	var a wire.AppView
 	return a, c.do(ctx, "POST", "/v1/apps", in, &a)
 }
 
-func (c *client) listApps(ctx context.Context) ([]appView, error) {
-	var out struct {
-		Apps []appView `json:"apps"`
-	}
+func (c *client) listApps(ctx context.Context) ([]wire.AppView, error) {
+	var out wire.AppsAnswer
 	return out.Apps, c.do(ctx, "GET", "/v1/apps", nil, &out)
 }
 
-func (c *client) updateApp(ctx context.Context, id string, in appInput) (appView, error) {
-	var a appView
+func (c *client) updateApp(ctx context.Context, id string, in wire.AppInput) (wire.AppView, error) {
+	var a wire.AppView
 	return a, c.do(ctx, "PATCH", "/v1/apps/"+esc(id), in, &a)
 }
 
-func (c *client) getApp(ctx context.Context, id string) (appView, error) {
-	var a appView
+func (c *client) getApp(ctx context.Context, id string) (wire.AppView, error) {
+	var a wire.AppView
 	return a, c.do(ctx, "GET", "/v1/apps/"+esc(id), nil, &a)
 }
 
 // ---- releases
 
-type createReleaseOut struct {
-	Release release.Release `json:"release"`
-	Upload  *blob.Upload    `json:"upload"`
-}
-
-func (c *client) createRelease(ctx context.Context, app string, in publish.Input) (createReleaseOut, error) {
-	var out createReleaseOut
+func (c *client) createRelease(ctx context.Context, app string, in publish.Input) (wire.CreateReleaseAnswer, error) {
+	var out wire.CreateReleaseAnswer
 	return out, c.do(ctx, "POST", "/v1/apps/"+esc(app)+"/releases", in, &out)
 }
 
 func (c *client) listReleases(ctx context.Context, app string) ([]release.Release, error) {
-	var out struct {
-		Releases []release.Release `json:"releases"`
-	}
+	var out wire.ReleasesAnswer
 	return out.Releases, c.do(ctx, "GET", "/v1/apps/"+esc(app)+"/releases", nil, &out)
 }
 
-type patchView struct {
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	URL    string `json:"url,omitempty"`
-}
-
+// releaseOut is wire.ReleaseDetail in the field order `ota release get --json`
+// has always printed (release first).
 type releaseOut struct {
-	Release release.Release `json:"release"`
-	Patches []patchView     `json:"patches"`
+	Release release.Release  `json:"release"`
+	Patches []wire.PatchView `json:"patches"`
 }
 
 func (c *client) getRelease(ctx context.Context, app, version string) (releaseOut, error) {
@@ -243,8 +213,8 @@ func (c *client) getRelease(ctx context.Context, app, version string) (releaseOu
 
 // completeRelease tells the server the upload is done (it validates the bundle now
 // where no S3 event will, e.g. otad on S3) and returns the release.
-func (c *client) completeRelease(ctx context.Context, app, version string) (releaseOut, error) {
-	var out releaseOut
+func (c *client) completeRelease(ctx context.Context, app, version string) (wire.ReleaseAnswer, error) {
+	var out wire.ReleaseAnswer
 	return out, c.do(ctx, "POST", "/v1/apps/"+esc(app)+"/releases/"+esc(version)+"/complete", nil, &out)
 }
 
@@ -286,24 +256,19 @@ func (c *client) upload(ctx context.Context, up blob.Upload, body io.Reader, siz
 
 // ---- channels
 
-type channelInput struct {
-	Version      *string `json:"version,omitempty"`
-	Public       *bool   `json:"public,omitempty"`
-	AllowSelfSet *bool   `json:"allow_self_set,omitempty"`
-	NoEmulator   *bool   `json:"no_emulator,omitempty"`
-	NoDevBuild   *bool   `json:"no_dev_build,omitempty"`
-}
-
-func (in channelInput) empty() bool {
+// noChannelFields reports whether `ota channel set` was given nothing to change.
+func noChannelFields(in wire.ChannelInput) bool {
 	return in.Version == nil && in.Public == nil && in.AllowSelfSet == nil && in.NoEmulator == nil && in.NoDevBuild == nil
 }
 
+// channelOut is what `ota channel get/set` print: wire.ChannelDetail, or the
+// wire.ChannelAnswer of a change, which has no history (hence omitempty).
 type channelOut struct {
 	Channel release.Channel      `json:"channel"`
 	History []store.ChannelEvent `json:"history,omitempty"`
 }
 
-func (c *client) setChannel(ctx context.Context, app, name string, in channelInput) (channelOut, error) {
+func (c *client) setChannel(ctx context.Context, app, name string, in wire.ChannelInput) (channelOut, error) {
 	var out channelOut
 	return out, c.do(ctx, "PUT", "/v1/apps/"+esc(app)+"/channels/"+esc(name), in, &out)
 }
@@ -314,43 +279,23 @@ func (c *client) getChannel(ctx context.Context, app, name string) (channelOut, 
 }
 
 func (c *client) listChannels(ctx context.Context, app string) ([]release.Channel, error) {
-	var out struct {
-		Channels []release.Channel `json:"channels"`
-	}
+	var out wire.ChannelsAnswer
 	return out.Channels, c.do(ctx, "GET", "/v1/apps/"+esc(app)+"/channels", nil, &out)
 }
 
 // ---- keys
 
-type keyInput struct {
-	Name  string   `json:"name"`
-	Apps  []string `json:"apps"`
-	Admin bool     `json:"admin"`
-}
-
-type createKeyOut struct {
-	Key    store.APIKey `json:"key"`
-	Secret string       `json:"secret"`
-}
-
-func (c *client) createKey(ctx context.Context, in keyInput) (createKeyOut, error) {
-	var out createKeyOut
+func (c *client) createKey(ctx context.Context, in wire.KeyInput) (wire.CreateKeyAnswer, error) {
+	var out wire.CreateKeyAnswer
 	return out, c.do(ctx, "POST", "/v1/keys", in, &out)
 }
 
 func (c *client) listKeys(ctx context.Context) ([]store.APIKey, error) {
-	var out struct {
-		Keys []store.APIKey `json:"keys"`
-	}
+	var out wire.KeysAnswer
 	return out.Keys, c.do(ctx, "GET", "/v1/keys", nil, &out)
 }
 
-type revokeKeyOut struct {
-	Key       store.APIKey `json:"key"`
-	RevokedAt string       `json:"revoked_at"`
-}
-
-func (c *client) revokeKey(ctx context.Context, id string) (revokeKeyOut, error) {
-	var out revokeKeyOut
+func (c *client) revokeKey(ctx context.Context, id string) (wire.RevokeKeyAnswer, error) {
+	var out wire.RevokeKeyAnswer
 	return out, c.do(ctx, "DELETE", "/v1/keys/"+esc(id), nil, &out)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/testenv"
 	"github.com/otakit/ota/shared/urlsign"
+	"github.com/otakit/ota/shared/wire"
 )
 
 var (
@@ -265,7 +266,7 @@ func TestE2EPublishAndServe(t *testing.T) {
 	tmp := t.TempDir()
 
 	// App.
-	var created appView
+	var created wire.AppView
 	okJSON(t, run, &created, "app", "create", app, "--name", "E2E")
 	if created.ID != app || created.Name != "E2E" || created.DefaultChannel != "production" {
 		t.Fatalf("app create: %+v", created)
@@ -273,7 +274,7 @@ func TestE2EPublishAndServe(t *testing.T) {
 	if r := run("app", "create", app); r.code == 0 || !strings.Contains(r.stderr, "app_exists") {
 		t.Fatalf("second app create: %s", r)
 	}
-	var apps struct{ Apps []appView }
+	var apps struct{ Apps []wire.AppView }
 	okJSON(t, run, &apps, "app", "list")
 	if len(apps.Apps) != 1 || apps.Apps[0].ID != app {
 		t.Fatalf("app list: %+v", apps)
@@ -432,7 +433,7 @@ func TestE2EPublishAndServe(t *testing.T) {
 
 	// Keys: a scoped key works on its app only; a revoked or wrong key is refused
 	// with a clear message that never repeats the key.
-	var nk createKeyOut
+	var nk wire.CreateKeyAnswer
 	okJSON(t, run, &nk, "keys", "create", "--name", "ci", "--app", app)
 	if nk.Secret == "" || nk.Key.ID == "" {
 		t.Fatalf("keys create: %+v", nk)
@@ -449,7 +450,7 @@ func TestE2EPublishAndServe(t *testing.T) {
 	if len(keys.Keys) != 2 || strings.Contains(r.stdout, nk.Secret) {
 		t.Fatalf("keys list: %+v", keys)
 	}
-	var rk revokeKeyOut
+	var rk wire.RevokeKeyAnswer
 	okJSON(t, run, &rk, "keys", "revoke", nk.Key.ID)
 	for _, key := range []string{nk.Secret, "ota_wrong0000000000000000000000000000000000"} {
 		r := runOta(t, ota, "", []string{"OTA_SERVER=" + srv.base}, "--key", key, "releases", "--app", app)

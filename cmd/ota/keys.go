@@ -8,6 +8,7 @@ import (
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -39,7 +40,7 @@ func validKeyApps(apps []string) error {
 }
 
 func newKeysCreateCmd(g *globals) *cobra.Command {
-	var in keyInput
+	var in wire.KeyInput
 	c := &cobra.Command{
 		Use:   "create --name N --app APP_ID... [--admin]",
 		Short: "Create an API key; its secret is printed once",
@@ -48,7 +49,7 @@ func newKeysCreateCmd(g *globals) *cobra.Command {
 		Example: "  ota keys create --name ci --app com.example.app\n" +
 			"  ota keys create --name ops --app '*' --admin",
 		Args: cobra.NoArgs,
-		RunE: apiCall[createKeyOut]{
+		RunE: apiCall[wire.CreateKeyAnswer]{
 			g: g,
 			check: func(*cobra.Command, []string) error {
 				if in.Name == "" {
@@ -56,12 +57,12 @@ func newKeysCreateCmd(g *globals) *cobra.Command {
 				}
 				return validKeyApps(in.Apps)
 			},
-			call: func(ctx context.Context, cl *client, _ []string) (createKeyOut, error) {
+			call: func(ctx context.Context, cl *client, _ []string) (wire.CreateKeyAnswer, error) {
 				out, err := cl.createKey(ctx, in)
 				out.Key.Hash = ""
 				return out, err
 			},
-			human: func(w io.Writer, out createKeyOut) error {
+			human: func(w io.Writer, out wire.CreateKeyAnswer) error {
 				fmt.Fprintf(w, "created key %s (%s) for apps %s%s\n", out.Key.ID, out.Key.Name, keyApps(out.Key), map[bool]string{true: ", admin", false: ""}[out.Key.Admin])
 				fmt.Fprintf(w, "secret (shown once, store it now):\n%s\n", out.Secret)
 				return nil
@@ -95,12 +96,12 @@ func newKeysRevokeCmd(g *globals) *cobra.Command {
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key (by id, as ota keys list shows it)",
 		Args:  exactArgs("KEY_ID"),
-		RunE: apiCall[revokeKeyOut]{
+		RunE: apiCall[wire.RevokeKeyAnswer]{
 			g: g,
-			call: func(ctx context.Context, cl *client, args []string) (revokeKeyOut, error) {
+			call: func(ctx context.Context, cl *client, args []string) (wire.RevokeKeyAnswer, error) {
 				return cl.revokeKey(ctx, args[0])
 			},
-			human: func(w io.Writer, out revokeKeyOut) error {
+			human: func(w io.Writer, out wire.RevokeKeyAnswer) error {
 				_, err := fmt.Fprintf(w, "revoked key %s (%s) at %s\n", out.Key.ID, out.Key.Name, out.RevokedAt)
 				return err
 			},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // writeJSONOut prints v as indented JSON (the --json output of every command).
@@ -85,7 +86,7 @@ func isTerminal(f *os.File) bool {
 
 // ---- apps
 
-func printApp(w io.Writer, a appView) error {
+func printApp(w io.Writer, a wire.AppView) error {
 	t := newKV(w)
 	t.row("id", a.ID)
 	t.row("name", a.Name)
@@ -97,7 +98,7 @@ func printApp(w io.Writer, a appView) error {
 	return t.flush()
 }
 
-func printApps(w io.Writer, apps []appView) error {
+func printApps(w io.Writer, apps []wire.AppView) error {
 	if len(apps) == 0 {
 		_, err := fmt.Fprintln(w, "no apps (create one with: ota app create APP_ID)")
 		return err

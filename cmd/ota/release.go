@@ -23,6 +23,7 @@ import (
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
+	"github.com/otakit/ota/shared/wire"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -553,7 +554,7 @@ func interruptedWaiting(o *publishOptions) error {
 func pointChannel(ctx context.Context, cl *client, app, channel, version string) error {
 	const attempts = 5
 	for i := 1; ; i++ {
-		_, err := cl.setChannel(ctx, app, channel, channelInput{Version: &version})
+		_, err := cl.setChannel(ctx, app, channel, wire.ChannelInput{Version: &version})
 		if err == nil || errorCode(err) != "conflict" || i == attempts {
 			return err
 		}

@@ -50,12 +50,7 @@ func (c *client) rollbackChannel(ctx context.Context, app, channel string, in wi
 	return out.Channel, c.do(ctx, "POST", channelPath(app, channel)+"/rollback", in, &out)
 }
 
-type policyBody struct {
-	MaxFailureRate *float64 `json:"max_failure_rate,omitempty"`
-	MinAttempts    *int64   `json:"min_attempts,omitempty"`
-}
-
-func (c *client) setPolicy(ctx context.Context, app, channel string, in policyBody) (release.Channel, error) {
+func (c *client) setPolicy(ctx context.Context, app, channel string, in wire.ChannelInput) (release.Channel, error) {
 	var out wire.ChannelAnswer
 	return out.Channel, c.do(ctx, "PUT", channelPath(app, channel), in, &out)
 }
@@ -391,7 +386,7 @@ func newRolloutActionCmd(g *globals, action, short string) *cobra.Command {
 func newRolloutPolicyCmd(g *globals) *cobra.Command {
 	var app, channel, rate string
 	var minAttempts int64
-	var in policyBody
+	var in wire.ChannelInput
 	cmd := &cobra.Command{
 		Use:   "policy --app APP_ID --channel C [--max-failure-rate 20%] [--min-attempts 50]",
 		Short: "Set when a channel's rollouts halt themselves",
@@ -402,7 +397,7 @@ func newRolloutPolicyCmd(g *globals) *cobra.Command {
 		RunE: apiCall[release.Channel]{
 			g: g, app: &app, channel: &channel,
 			check: func(cmd *cobra.Command, _ []string) error {
-				in = policyBody{}
+				in = wire.ChannelInput{}
 				if cmd.Flags().Changed("max-failure-rate") {
 					f, err := parseRate(rate)
 					if err != nil {

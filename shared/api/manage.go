@@ -134,18 +134,11 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 			out = append(out, wire.ViewApp(a))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"apps": out})
+	writeJSON(w, http.StatusOK, wire.AppsAnswer{Apps: out})
 }
 
-type appInput struct {
-	ID             string  `json:"id"`
-	Name           *string `json:"name"`
-	DefaultChannel *string `json:"default_channel"`
-	FluxSecret     *string `json:"flux_secret"`
-	DeviceToken    *string `json:"device_token"` // "" makes the app public again
-	// NativeUpdateSignature is "pss", "pkcs1" or "" (back to the default).
-	NativeUpdateSignature *string `json:"native_update_signature"`
-}
+// appInput is the app body with the server's checks as methods.
+type appInput wire.AppInput
 
 // checkLimits refuses an app input with a field longer than its limit.
 func (in appInput) checkLimits() error {
@@ -257,7 +250,7 @@ func (s *Server) updateApp(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
 	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
 		rels, err := s.Store.ListReleases(ctx, a.ID)
-		return map[string]any{"releases": orEmpty(rels)}, err
+		return wire.ReleasesAnswer{Releases: orEmpty(rels)}, err
 	})
 }
 
@@ -284,7 +277,7 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r.Context(), k, a.ID, "release.create", rel.Version, rel.SHA256)
-	writeJSON(w, http.StatusCreated, map[string]any{"release": rel, "upload": up})
+	writeJSON(w, http.StatusCreated, wire.CreateReleaseAnswer{Release: rel, Upload: up})
 }
 
 // checkReleaseInput refuses a release with a field longer than its limit. The
@@ -359,7 +352,7 @@ func (s *Server) completeRelease(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"release": rel})
+	writeJSON(w, http.StatusOK, wire.ReleaseAnswer{Release: rel})
 }
 
 func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
@@ -378,7 +371,7 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, storeErr(err, "release"))
 		return
 	}
-	var patches []patchView
+	var patches []wire.PatchView
 	if ps, err := s.Store.ListPatches(r.Context(), a.ID, publish.KindTree); err == nil {
 		for _, p := range ps {
 			if p.To == rel.Version {
@@ -386,20 +379,12 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"release": rel, "patches": patches})
+	writeJSON(w, http.StatusOK, wire.ReleaseDetail{Release: rel, Patches: patches})
 }
 
-type patchView struct {
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	URL    string `json:"url,omitempty"`
-}
-
-func (s *Server) viewPatch(r *http.Request, p store.Patch) patchView {
+func (s *Server) viewPatch(r *http.Request, p store.Patch) wire.PatchView {
 	u, _ := s.URLs.URL(r.Context(), p.Key, s.cfg.URLTTL)
-	return patchView{From: p.From, To: p.To, Size: p.Size, SHA256: p.SHA256, URL: u}
+	return wire.PatchView{From: p.From, To: p.To, Size: p.Size, SHA256: p.SHA256, URL: u}
 }
 
 // deleteRelease refuses releases a channel still points at; it removes the record
@@ -448,7 +433,7 @@ func (s *Server) deleteRelease(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
 	appRead(s, w, r, func(ctx context.Context, a release.App) (any, error) {
 		chs, err := s.Store.ListChannels(ctx, a.ID)
-		return map[string]any{"channels": orEmpty(chs)}, err
+		return wire.ChannelsAnswer{Channels: orEmpty(chs)}, err
 	})
 }
 
@@ -463,19 +448,8 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 			return nil, storeErr(err, "channel")
 		}
 		hist, err := s.Store.ChannelHistory(ctx, a.ID, c.Name, 20)
-		return map[string]any{"channel": c, "history": hist}, err
+		return wire.ChannelDetail{Channel: c, History: hist}, err
 	})
-}
-
-type channelInput struct {
-	Version      *string `json:"version"` // stable release
-	Public       *bool   `json:"public"`
-	AllowSelfSet *bool   `json:"allow_self_set"`
-	NoEmulator   *bool   `json:"no_emulator"`
-	NoDevBuild   *bool   `json:"no_dev_build"`
-	// Automatic rollout halt: failed/attempted installs above MaxFailureRate after MinAttempts.
-	MaxFailureRate *float64 `json:"max_failure_rate"`
-	MinAttempts    *int64   `json:"min_attempts"`
 }
 
 // setChannel creates or changes a channel; setting a version needs a ready release.
@@ -490,7 +464,7 @@ func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, errBad("invalid_channel", "%v", err))
 		return
 	}
-	var in channelInput
+	var in wire.ChannelInput
 	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -531,7 +505,7 @@ func (s *Server) setChannel(w http.ResponseWriter, r *http.Request) {
 	}
 	s.state.invalidate(a.ID)
 	s.audit(r.Context(), k, a.ID, "channel.set", name, c.Stable)
-	writeJSON(w, http.StatusOK, map[string]any{"channel": c})
+	writeJSON(w, http.StatusOK, wire.ChannelAnswer{Channel: c})
 }
 
 func setIf[T any](dst *T, v *T) {
@@ -554,12 +528,6 @@ func (s *Server) requireReady(r *http.Request, app, version string) error {
 
 // ---- keys
 
-type keyInput struct {
-	Name  string   `json:"name"`
-	Apps  []string `json:"apps"`
-	Admin bool     `json:"admin"`
-}
-
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	if _, err := keyFrom(r.Context()); err != nil {
 		s.writeErr(w, r, err)
@@ -576,7 +544,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	if ks == nil {
 		ks = []store.APIKey{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": ks})
+	writeJSON(w, http.StatusOK, wire.KeysAnswer{Keys: ks})
 }
 
 // createKey returns the secret exactly once; only its hash is stored.
@@ -586,7 +554,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	var in keyInput
+	var in wire.KeyInput
 	if err := s.decodeBody(r, manageLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -617,7 +585,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r.Context(), k, "", "key.create", nk.ID, in.Name)
 	nk.Hash = ""
-	writeJSON(w, http.StatusCreated, map[string]any{"key": nk, "secret": secret})
+	writeJSON(w, http.StatusCreated, wire.CreateKeyAnswer{Key: nk, Secret: secret})
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
@@ -633,5 +601,5 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r.Context(), k, "", "key.revoke", rk.ID, "")
 	rk.Hash = ""
-	writeJSON(w, http.StatusOK, map[string]any{"key": rk, "revoked_at": rk.RevokedAt.Format(time.RFC3339)})
+	writeJSON(w, http.StatusOK, wire.RevokeKeyAnswer{Key: rk, RevokedAt: rk.RevokedAt.Format(time.RFC3339)})
 }
