@@ -48,6 +48,7 @@ var cases = []struct {
 	{"PutOpenStat", testPutOpenStat},
 	{"OpenOffsets", testOpenOffsets},
 	{"Overwrite", testOverwrite},
+	{"OverwriteAtomic", testOverwriteAtomic},
 	{"EmptyObject", testEmptyObject},
 	{"SizeMismatchStoresNothing", testSizeMismatch},
 	{"NotFound", testNotFound},
@@ -143,6 +144,49 @@ func testOverwrite(t *testing.T, st blob.Store, _ Caps) {
 	got, info := read(t, st, key, 0)
 	if !bytes.Equal(got, second) || info.Size != int64(len(second)) {
 		t.Fatalf("after overwrite = %q, %+v", got, info)
+	}
+}
+
+// Readers during an overwrite see the old object or the whole new one, never a mix
+// or a missing key (Put's promise; the API serves objects while they are rewritten).
+func testOverwriteAtomic(t *testing.T, st blob.Store, _ Caps) {
+	ctx := context.Background()
+	key := blob.FileKey(strings.Repeat("ef", 32))
+	versions := [][]byte{bytes.Repeat([]byte("a"), 256<<10), bytes.Repeat([]byte("b"), 200<<10)}
+	put(t, st, key, versions[0])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 6 {
+			v := versions[(i+1)%2]
+			if err := st.Put(ctx, key, bytes.NewReader(v), int64(len(v)), ""); err != nil {
+				t.Errorf("Put #%d: %v", i, err)
+				return
+			}
+		}
+	}()
+	defer func() { <-done }() // no Put outlives the test, even one that fails early
+	for reads := 0; ; reads++ {
+		select {
+		case <-done:
+			if reads == 0 {
+				t.Log("no read overlapped the overwrites")
+			}
+			return
+		default:
+		}
+		rc, info, err := st.Open(ctx, key, 0)
+		if err != nil {
+			t.Fatalf("Open during overwrite: %v", err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("read during overwrite: %v", err)
+		}
+		if !bytes.Equal(got, versions[0]) && !bytes.Equal(got, versions[1]) {
+			t.Fatalf("read %d bytes (info %+v) that are neither version", len(got), info)
+		}
 	}
 }
 
