@@ -13,6 +13,7 @@ import (
 	"github.com/otakit/ota/shared/release"
 	"github.com/otakit/ota/shared/sign"
 	"github.com/otakit/ota/shared/store"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // The Ionic/Appflow-style check-device protocol, which our own Go device client
@@ -41,53 +42,6 @@ const (
 
 var cdLimits = jsonLimits{Body: cdMaxBody, Depth: 4, Items: 64, String: 1 << 10}
 
-// cdRequest is the check body; every field is a string (a wrong type is a 400).
-type cdRequest struct {
-	DeviceID        string `json:"device_id"`
-	ChannelName     string `json:"channel_name"`
-	Platform        string `json:"platform"`
-	PlatformVersion string `json:"platform_version"`
-	BinaryVersion   string `json:"binary_version"`
-	CurrentUpdateID string `json:"current_update_id"`
-	SnapshotID      string `json:"snapshot_id"` // older sketch's name for the same thing
-}
-
-// cdPatch is our extension for the Go client: a tree patch (shared/delta) from the
-// device's current version, offered only when it exists for exactly that version.
-type cdPatch struct {
-	From   string `json:"from"`
-	URL    string `json:"url"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
-
-// cdUpdate is the compatible-update answer (a superset of both sketches).
-type cdUpdate struct {
-	Available        bool      `json:"available"`
-	Compatible       bool      `json:"compatible"`
-	UpdateID         string    `json:"update_id"`
-	Snapshot         string    `json:"snapshot"`
-	Version          string    `json:"version"`
-	URL              string    `json:"url"`
-	ManifestURL      string    `json:"manifest_url"`
-	ArtifactURL      string    `json:"artifact_url"`
-	Integrity        string    `json:"integrity"`
-	SHA256           string    `json:"sha256"`
-	Size             int64     `json:"size"`
-	Mandatory        bool      `json:"mandatory"`
-	MinBinaryVersion string    `json:"min_binary_version"`
-	Patches          []cdPatch `json:"patches,omitempty"`
-}
-
-// cdIncompatible: an update exists but the binary is too old; no URLs.
-type cdIncompatible struct {
-	Available        bool   `json:"available"`
-	Compatible       bool   `json:"compatible"`
-	UpdateID         string `json:"update_id"`
-	Version          string `json:"version"`
-	MinBinaryVersion string `json:"min_binary_version"`
-}
-
 func releaseRef(r *release.Release) string {
 	if r.ID != "" {
 		return r.ID
@@ -104,7 +58,7 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 	// A protected app's token was checked by Mount (AuthDeviceToken), before the
 	// body is read.
 	ctx := r.Context()
-	var in cdRequest
+	var in wire.CheckRequest
 	if err := s.decodeBody(r, cdLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -152,7 +106,7 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"available": true, "compatible": true, "revert_to_builtin": true})
 		return
 	case d.Kind == release.Blocked && d.Breaking && d.Release != nil && plainZip(d.Release):
-		writeJSON(w, http.StatusOK, cdIncompatible{Available: true, Compatible: false, UpdateID: releaseRef(d.Release),
+		writeJSON(w, http.StatusOK, wire.CheckIncompatible{Available: true, Compatible: false, UpdateID: releaseRef(d.Release),
 			Version: d.Release.Version, MinBinaryVersion: minNativeOrZero(d.Release)})
 		return
 	}
@@ -170,18 +124,18 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 }
 
 // cdAnswer builds the compatible-update answer for rel, offered to a device on cur.
-func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Release, cur string) (cdUpdate, error) {
+func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Release, cur string) (wire.CheckUpdate, error) {
 	ref := releaseRef(rel)
 	integrity, err := sign.SRIFromHex(rel.SHA256)
 	if err != nil {
-		return cdUpdate{}, err
+		return wire.CheckUpdate{}, err
 	}
 	artifact, err := s.URLs.URL(ctx, blob.BundleKey(rel.AppID, rel.Version, rel.BundleKey), s.cfg.URLTTL)
 	if err != nil {
-		return cdUpdate{}, err
+		return wire.CheckUpdate{}, err
 	}
 	base := s.baseURL(r) + "/apps/" + rel.AppID + "/snapshots/" + ref
-	a := cdUpdate{Available: true, Compatible: true, UpdateID: ref, Snapshot: ref, Version: rel.Version,
+	a := wire.CheckUpdate{Available: true, Compatible: true, UpdateID: ref, Snapshot: ref, Version: rel.Version,
 		URL: base + "/zip", ManifestURL: base + "/manifest", ArtifactURL: artifact, Integrity: integrity,
 		SHA256: rel.SHA256, Size: rel.Size, Mandatory: rel.Mandatory, MinBinaryVersion: minNativeOrZero(rel)}
 	if cur == "" {
@@ -214,7 +168,7 @@ func (s *Server) cdAnswer(ctx context.Context, r *http.Request, rel *release.Rel
 	if err != nil {
 		return a, err
 	}
-	a.Patches = []cdPatch{{From: from.Version, URL: u, Size: p.Size, SHA256: p.SHA256}}
+	a.Patches = []wire.CheckPatch{{From: from.Version, URL: u, Size: p.Size, SHA256: p.SHA256}}
 	return a, nil
 }
 

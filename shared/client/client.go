@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/otakit/ota/shared/wire"
 )
 
 // Config names the app and where it lives.
@@ -122,33 +124,19 @@ func (c *Client) LiveDir() string {
 	return filepath.Join(c.cfg.Dir, "current")
 }
 
-// checkAnswer is the check-device answer (see docs/protocols.md).
+// checkAnswer decodes every check-device answer (see docs/protocols.md): an
+// update, an incompatible one (a subset), the revert and no-update answers, or
+// an error.
 type checkAnswer struct {
-	Available   bool    `json:"available"`
-	Compatible  bool    `json:"compatible"`
-	Revert      bool    `json:"revert_to_builtin"`
-	UpdateID    string  `json:"update_id"`
-	Version     string  `json:"version"`
-	URL         string  `json:"url"`
-	ArtifactURL string  `json:"artifact_url"`
-	SHA256      string  `json:"sha256"`
-	Size        int64   `json:"size"`
-	MinBinary   string  `json:"min_binary_version"`
-	Patches     []patch `json:"patches"`
-	Error       string  `json:"error"`
-}
-
-type patch struct {
-	From   string `json:"from"`
-	URL    string `json:"url"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	wire.CheckUpdate
+	Revert bool   `json:"revert_to_builtin"`
+	Error  string `json:"error"`
 }
 
 func (c *Client) check(ctx context.Context, device, current string) (checkAnswer, error) {
 	var a checkAnswer
-	body, _ := json.Marshal(map[string]string{"device_id": device, "channel_name": c.cfg.Channel, "platform": c.cfg.Platform,
-		"binary_version": c.cfg.Binary, "current_update_id": current})
+	body, _ := json.Marshal(wire.CheckRequest{DeviceID: device, ChannelName: c.cfg.Channel, Platform: c.cfg.Platform,
+		BinaryVersion: c.cfg.Binary, CurrentUpdateID: current})
 	req, err := http.NewRequestWithContext(ctx, "POST", c.cfg.Server+"/apps/"+c.cfg.AppID+"/channels/check-device", bytes.NewReader(body))
 	if err != nil {
 		return a, err
@@ -195,7 +183,7 @@ func (c *Client) Sync(ctx context.Context) (Result, error) {
 	case !a.Available:
 		return Result{Action: "up_to_date", From: cur}, nil
 	case !a.Compatible:
-		return Result{Action: "incompatible", To: a.Version, Message: "needs native version " + a.MinBinary}, nil
+		return Result{Action: "incompatible", To: a.Version, Message: "needs native version " + a.MinBinaryVersion}, nil
 	case a.Version == cur:
 		return Result{Action: "up_to_date", From: cur}, nil
 	}
@@ -254,7 +242,7 @@ func (c *Client) install(ctx context.Context, cur string, a checkAnswer) (Result
 	return res, c.switchTo(a.Version)
 }
 
-func findPatch(ps []patch, from string) *patch {
+func findPatch(ps []wire.CheckPatch, from string) *wire.CheckPatch {
 	if from == "" {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otakit/ota/shared/bundle"
 	"github.com/otakit/ota/shared/delta"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // download fetches url into <dir>/downloads/<sha256>, resuming a partial earlier
@@ -93,7 +94,7 @@ func fileHasSHA(path, want string) (bool, error) {
 }
 
 // applyPatch downloads a tree patch and applies it to the live tree into out.
-func (c *Client) applyPatch(ctx context.Context, cur string, p patch, out string) (int64, error) {
+func (c *Client) applyPatch(ctx context.Context, cur string, p wire.CheckPatch, out string) (int64, error) {
 	path, n, err := c.download(ctx, p.URL, p.SHA256, p.Size)
 	if err != nil {
 		return n, err
