@@ -63,17 +63,21 @@ func (l *Local) path(key string) (string, error) {
 
 // Put writes to a temp file and renames it into place.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
-	_, err := l.put(key, r, size, "")
+	_, err := l.put(ctx, key, r, size, "")
 	return err
 }
 
 // ErrChecksum: uploaded bytes do not match the declared SHA-256 or size.
 var ErrChecksum = errors.New("uploaded bytes do not match the declared sha256/size")
 
-func (l *Local) put(key string, r io.Reader, size int64, wantSHA string) (string, error) {
+// put honours ctx as S3 does: canceled before the rename, nothing is stored.
+func (l *Local) put(ctx context.Context, key string, r io.Reader, size int64, wantSHA string) (string, error) {
 	p, err := l.path(key)
 	if err != nil {
 		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(l.tmp, "put-*")
 	if err != nil {
@@ -96,6 +100,9 @@ func (l *Local) put(key string, r io.Reader, size int64, wantSHA string) (string
 	if (size >= 0 && n != size) || (wantSHA != "" && sum != wantSHA) {
 		return "", ErrChecksum
 	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return "", fmt.Errorf("put %s: %w", key, err)
 	}
@@ -109,6 +116,9 @@ func (l *Local) put(key string, r io.Reader, size int64, wantSHA string) (string
 func (l *Local) Open(ctx context.Context, key string, off int64) (io.ReadCloser, Info, error) {
 	if off < 0 { // as on S3: a file would seek before its start
 		return nil, Info{}, fmt.Errorf("open %s: negative offset %d", key, off)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, Info{}, fmt.Errorf("open %s: %w", key, err)
 	}
 	f, info, err := l.File(key)
 	if err != nil {
@@ -146,6 +156,9 @@ func (l *Local) File(key string) (*os.File, Info, error) {
 
 // Stat describes key.
 func (l *Local) Stat(ctx context.Context, key string) (Info, error) {
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("stat %s: %w", key, err)
+	}
 	f, info, err := l.File(key)
 	if err == nil {
 		f.Close()
@@ -159,6 +172,9 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
@@ -171,6 +187,9 @@ func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
 	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil { // a big folder takes a while
 			return err
 		}
 		rel, _ := filepath.Rel(l.dir, p)
@@ -241,7 +260,7 @@ func (l *Local) VerifyUpload(urlPath string, q map[string][]string) (SignedUploa
 // StoreUpload stores body under u.Key if its size and SHA-256 are what was signed
 // (else ErrChecksum and nothing is stored).
 func (l *Local) StoreUpload(ctx context.Context, u SignedUpload, body io.Reader) error {
-	_, err := l.put(u.Key, body, u.Size, u.SHA256)
+	_, err := l.put(ctx, u.Key, body, u.Size, u.SHA256)
 	return err
 }
 

@@ -55,6 +55,7 @@ var cases = []struct {
 	{"Delete", testDelete},
 	{"ListPrefixOrder", testListPrefixOrder},
 	{"InvalidKeysRefused", testInvalidKeys},
+	{"CanceledContext", testCanceledContext},
 	{"ContentType", testContentType},
 	{"PresignedUpload", testPresignedUpload},
 	{"PresignedUploadRefusals", testPresignedRefusals},
@@ -317,6 +318,37 @@ func testInvalidKeys(t *testing.T, st blob.Store, _ Caps) {
 	}
 	if keys, err := st.List(ctx, ""); err != nil || len(keys) != 0 {
 		t.Errorf("something was stored: %q, %v", keys, err)
+	}
+}
+
+// A canceled context fails every operation, and a Put on one stores nothing: a
+// drained background job or a gone request does not keep writing.
+func testCanceledContext(t *testing.T, st blob.Store, _ Caps) {
+	key := "files/ab/canceled"
+	put(t, st, "files/ab/kept", []byte("x"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := st.Put(ctx, key, strings.NewReader("x"), 1, ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put: %v, want context.Canceled", err)
+	}
+	if rc, _, err := st.Open(ctx, "files/ab/kept", 0); !errors.Is(err, context.Canceled) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Errorf("Open: %v, want context.Canceled", err)
+	}
+	if _, err := st.Stat(ctx, "files/ab/kept"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stat: %v, want context.Canceled", err)
+	}
+	if _, err := st.List(ctx, ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("List: %v, want context.Canceled", err)
+	}
+	if err := st.Delete(ctx, "files/ab/kept"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Delete: %v, want context.Canceled", err)
+	}
+	absent(t, st, key)
+	if _, err := st.Stat(context.Background(), "files/ab/kept"); err != nil {
+		t.Errorf("kept object after a canceled Delete: %v", err)
 	}
 }
 
