@@ -33,7 +33,7 @@ type Upload struct {
 	Expires time.Time         `json:"expires"`
 }
 
-// Store is the contract both backends implement.
+// Store is the contract both backends implement; package blobtest holds its tests.
 type Store interface {
 	// Put stores r under key atomically: readers see the old object or the whole new one.
 	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error

@@ -61,7 +61,8 @@ func (l *Local) path(key string) (string, error) {
 	return filepath.Join(l.dir, filepath.FromSlash(key)), nil
 }
 
-// Put writes to a temp file and renames it into place.
+// Put writes to a temp file and renames it into place. contentType is not kept: a
+// folder has no metadata beside the file, so reads derive it from the key.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	_, err := l.put(ctx, key, r, size, "")
 	return err
