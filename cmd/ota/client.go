@@ -85,10 +85,7 @@ func errorCode(err error) string {
 // decodeError turns a non-2xx response into an APIError, with or without a JSON body.
 func decodeError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}
+	var e wire.ErrorBody
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		return &APIError{Status: resp.StatusCode, Code: e.Error, Message: e.Message}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/otakit/ota/shared/release"
+	"github.com/otakit/ota/shared/wire"
 )
 
 // Our own Go device client (shared/client) checks over check-device and reports
@@ -28,17 +29,8 @@ const (
 
 var deviceLimits = jsonLimits{Body: deviceMaxBody, Depth: 4, Items: 64, String: deviceMaxDetail}
 
-type deviceReportInput struct {
-	AppID    string `json:"app_id"`
-	DeviceID string `json:"device_id"`
-	Channel  string `json:"channel"`
-	Version  string `json:"version"`
-	Status   string `json:"status"` // installed | failed
-	Detail   string `json:"detail"`
-}
-
 func (s *Server) deviceReport(w http.ResponseWriter, r *http.Request) {
-	var in deviceReportInput
+	var in wire.DeviceReport
 	if err := s.decodeBody(r, deviceLimits, &in); err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -10,13 +10,8 @@ import (
 
 	"github.com/otakit/ota/shared/diskfull"
 	"github.com/otakit/ota/shared/fault"
+	"github.com/otakit/ota/shared/wire"
 )
-
-// apiError is the management API's error body. Codes are stable; messages are for people.
-type apiError struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -27,7 +22,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, apiError{Error: code, Message: msg})
+	writeJSON(w, status, wire.ErrorBody{Error: code, Message: msg})
 }
 
 // kindStatus is the one place a failure kind from below the API (publish, blob; see

@@ -298,8 +298,8 @@ func (c *Client) prune() error {
 }
 
 func (c *Client) report(ctx context.Context, device, version, status, detail string) error {
-	body, _ := json.Marshal(map[string]string{"app_id": c.cfg.AppID, "device_id": device, "channel": c.cfg.Channel,
-		"version": version, "status": status, "detail": detail})
+	body, _ := json.Marshal(wire.DeviceReport{AppID: c.cfg.AppID, DeviceID: device, Channel: c.cfg.Channel,
+		Version: version, Status: status, Detail: detail})
 	req, err := http.NewRequestWithContext(ctx, "POST", c.cfg.Server+"/v1/device/report", bytes.NewReader(body))
 	if err != nil {
 		return err
