@@ -98,12 +98,12 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if d.Release != nil && cur != "" && (cur == d.Release.ID || cur == d.Release.Version) {
-		writeJSON(w, http.StatusOK, map[string]bool{"available": false, "compatible": true})
+		writeJSON(w, http.StatusOK, wire.CheckNoUpdate{Available: false, Compatible: true})
 		return
 	}
 	switch {
 	case d.Kind == release.Revert:
-		writeJSON(w, http.StatusOK, map[string]bool{"available": true, "compatible": true, "revert_to_builtin": true})
+		writeJSON(w, http.StatusOK, wire.CheckNoUpdate{Available: true, Compatible: true, RevertToBuiltin: true})
 		return
 	case d.Kind == release.Blocked && d.Breaking && d.Release != nil && plainZip(d.Release):
 		writeJSON(w, http.StatusOK, wire.CheckIncompatible{Available: true, Compatible: false, UpdateID: releaseRef(d.Release),
@@ -112,7 +112,7 @@ func (s *Server) cdCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	rel := zipUpdate(d)
 	if rel == nil {
-		writeJSON(w, http.StatusOK, map[string]bool{"available": false, "compatible": true})
+		writeJSON(w, http.StatusOK, wire.CheckNoUpdate{Available: false, Compatible: true})
 		return
 	}
 	a, err := s.cdAnswer(ctx, r, rel, cur)

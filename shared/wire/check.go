@@ -47,3 +47,11 @@ type CheckIncompatible struct {
 	Version          string `json:"version"`
 	MinBinaryVersion string `json:"min_binary_version"`
 }
+
+// CheckNoUpdate answers that the device keeps what it runs, or, with
+// RevertToBuiltin, that it goes back to the bundle inside the app binary.
+type CheckNoUpdate struct {
+	Available       bool `json:"available"`
+	Compatible      bool `json:"compatible"`
+	RevertToBuiltin bool `json:"revert_to_builtin,omitempty"`
+}
