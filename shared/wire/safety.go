@@ -6,21 +6,6 @@ import (
 	"github.com/otakit/ota/shared/store"
 )
 
-// AppView is an app as the management API shows it: the secrets are left out and
-// only whether they are set is told.
-type AppView struct {
-	release.App
-	FluxSecret      string `json:"flux_secret,omitempty"`       // never echoed back
-	DeviceTokenHash string `json:"device_token_hash,omitempty"` // never echoed back
-	FluxSecretSet   bool   `json:"flux_secret_set"`
-	Protected       bool   `json:"protected"` // check-device needs a device token
-}
-
-// ViewApp hides a's secrets.
-func ViewApp(a release.App) AppView {
-	return AppView{App: a, FluxSecretSet: a.FluxSecret != "", Protected: a.DeviceTokenHash != ""}
-}
-
 // ChannelAnswer is the answer of every change to one channel.
 type ChannelAnswer struct {
 	Channel release.Channel `json:"channel"`
