@@ -76,7 +76,9 @@ type inProcessOtad struct {
 	tmp   string
 }
 
-func newInProcessOtad(t *testing.T) *inProcessOtad {
+// newInProcessOtad starts it; wrap, if given, wraps the object store the handlers and
+// the pipeline write through (e.g. a disk that fills up).
+func newInProcessOtad(t *testing.T, wrap ...func(blob.Store) blob.Store) *inProcessOtad {
 	t.Helper()
 	data := t.TempDir()
 	tbl, err := bolt.Open(filepath.Join(data, "meta.db"))
@@ -98,10 +100,14 @@ func newInProcessOtad(t *testing.T) *inProcessOtad {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var through blob.Store = blobs
+	for _, w := range wrap {
+		through = w(through)
+	}
 	log := slog.New(slog.NewJSONHandler(o.log, nil))
-	pipe := publish.NewPipeline(st, blobs, log)
+	pipe := publish.NewPipeline(st, through, log)
 	pipe.TempDir, pipe.Exclusive = o.tmp, true
-	srv := api.New(api.Deps{Store: st, Blobs: blobs, URLs: cdn.Local{Signer: signer, BaseURL: hs.URL}, Pipeline: pipe, Log: log,
+	srv := api.New(api.Deps{Store: st, Blobs: through, URLs: cdn.Local{Signer: signer, BaseURL: hs.URL}, Pipeline: pipe, Log: log,
 		LocalSigner: signer, LocalBlobs: blobs}, api.Config{StateTTL: time.Nanosecond})
 	mux.Handle("/", srv.Handler())
 	t.Cleanup(func() {

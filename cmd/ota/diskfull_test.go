@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,14 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otakit/ota/shared/api"
 	"github.com/otakit/ota/shared/blob"
-	"github.com/otakit/ota/shared/cdn"
 	"github.com/otakit/ota/shared/publish"
 	"github.com/otakit/ota/shared/release"
-	"github.com/otakit/ota/shared/store"
-	"github.com/otakit/ota/shared/store/bolt"
-	"github.com/otakit/ota/shared/urlsign"
 )
 
 // fullDisk is a blob store on a disk that fills up once full is set: writes fail as
@@ -41,44 +34,16 @@ func (d *fullDisk) Put(ctx context.Context, key string, r io.Reader, size int64,
 	return d.Store.Put(ctx, key, r, size, contentType)
 }
 
-// newFullDiskServer runs the real handlers on embedded storage whose publish
-// pipeline writes to a fullDisk, and returns the server URL and the disk.
+// newFullDiskServer runs the real handlers on embedded storage whose objects go
+// through a fullDisk, and returns the server URL and the disk.
 func newFullDiskServer(t *testing.T, app string) (string, *fullDisk) {
 	t.Helper()
-	dir := t.TempDir()
-	tbl, err := bolt.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
+	var disk *fullDisk
+	o := newInProcessOtad(t, func(b blob.Store) blob.Store { disk = &fullDisk{Store: b}; return disk })
+	if err := o.store.CreateApp(context.Background(), release.App{ID: app, DefaultChannel: "production", CreatedAt: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(tbl)
-	t.Cleanup(func() { st.Close() })
-	signer, err := urlsign.New(bytes.Repeat([]byte("k"), 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	local, err := blob.NewLocal(filepath.Join(dir, "objects"), signer, hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	disk := &fullDisk{Store: local}
-	pipe := publish.NewPipeline(st, disk, log)
-	pipe.TempDir = t.TempDir()
-	srv := api.New(api.Deps{Store: st, Blobs: disk, URLs: cdn.Local{Signer: signer, BaseURL: hs.URL}, Pipeline: pipe, Log: log,
-		LocalSigner: signer, LocalBlobs: local}, api.Config{})
-	t.Cleanup(func() { _ = srv.DrainJobs(context.Background()) })
-	mux.Handle("/", srv.Handler())
-	ctx := context.Background()
-	if _, err := st.CreateKey(ctx, testKey, "test admin", []string{"*"}, true, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateApp(ctx, release.App{ID: app, DefaultChannel: "production", CreatedAt: time.Now().UTC()}); err != nil {
-		t.Fatal(err)
-	}
-	return hs.URL, disk
+	return o.url, disk
 }
 
 // TestPublishOutOfSpace: a publish whose bundle the server cannot store for lack
