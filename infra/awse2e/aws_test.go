@@ -31,6 +31,7 @@ import (
 
 	"github.com/otakit/ota/shared/api"
 	"github.com/otakit/ota/shared/awsenv"
+	"github.com/otakit/ota/shared/blob"
 	"github.com/otakit/ota/shared/blob/s3blob"
 	"github.com/otakit/ota/shared/client"
 	"github.com/otakit/ota/shared/release"
@@ -323,10 +324,7 @@ func TestDuplicateEventsAndConcurrentUploads(t *testing.T) {
 	type created struct {
 		status int
 		up     struct {
-			Upload *struct {
-				Method, URL string
-				Headers     map[string]string
-			} `json:"upload"`
+			Upload *blob.Upload `json:"upload"`
 		}
 		body []byte
 	}
@@ -376,21 +374,7 @@ func TestDuplicateEventsAndConcurrentUploads(t *testing.T) {
 	// Upload the winner's bytes with its presigned PUT (S3 checks the sha256), and
 	// try the loser's bytes on the same URL: refused by S3.
 	up := res[winner].up.Upload
-	put := func(data []byte) int {
-		req, _ := http.NewRequest(up.Method, up.URL, bytes.NewReader(data))
-		req.ContentLength = int64(len(data))
-		for k, v := range up.Headers {
-			if !strings.EqualFold(k, "Content-Length") {
-				req.Header.Set(k, v)
-			}
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	put := func(data []byte) int { return presignedPut(t, up, data) }
 	if other := zips[1-winner]; len(other) == len(zips[winner]) {
 		if code := put(other); code == 200 {
 			t.Fatalf("S3 accepted bytes whose sha256 differs from the presigned one")

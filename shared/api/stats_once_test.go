@@ -42,22 +42,7 @@ func TestCapgoStatsExactlyOnce(t *testing.T) {
 		}
 		// Overlapping batches (a resent batch, a retry queue sending old events with
 		// new ones), some with an event twice; every event is in one at least.
-		var batches [][]map[string]any
-		for start := 0; start < len(events); start += 8 {
-			var bt []map[string]any
-			for i := range 1 + rng.IntN(12) {
-				if j := start + i; j < len(events) {
-					bt = append(bt, events[j])
-				}
-				if rng.IntN(8) == 0 {
-					bt = append(bt, events[rng.IntN(start+1)])
-				}
-			}
-			for i := start; i < min(start+8, len(events)); i++ {
-				bt = append(bt, events[i])
-			}
-			batches = append(batches, bt)
-		}
+		batches := storetest.OverlappingBatches(rng, events, 8)
 
 		ft.SetRate(0.1)
 		jobs := make(chan []map[string]any)

@@ -17,6 +17,30 @@ import (
 // every injected fault, some of which lose the answer of a write that happened.
 // Every counter must end at the number of distinct events it counts.
 
+// OverlappingBatches cuts events into batches the way a client's retry queue sends
+// them: every step events start a batch holding them, plus up to 2*step following
+// ones (a resent batch overlapping the next) and, now and then, an older event again
+// (a repeat inside a batch). Every event is in at least one batch.
+func OverlappingBatches[T any](rng *rand.Rand, events []T, step int) [][]T {
+	var batches [][]T
+	for start := 0; start < len(events); start += step {
+		var b []T
+		for i := range 1 + rng.IntN(2*step) {
+			if j := start + i; j < len(events) {
+				b = append(b, events[j])
+			}
+			if rng.IntN(step) == 0 {
+				b = append(b, events[rng.IntN(start+1)])
+			}
+		}
+		for i := start; i < min(start+step, len(events)); i++ {
+			b = append(b, events[i])
+		}
+		batches = append(batches, b)
+	}
+	return batches
+}
+
 // retry calls fn until it fails with something other than an injected fault, as a
 // client resends a batch until it gets an answer.
 func retry(t *testing.T, fn func() error) {
@@ -54,22 +78,7 @@ func testStoreStatsOnce(t *testing.T, tb store.Table) {
 	// Batches of up to 20 events from a sliding window, so batches overlap (a
 	// resent batch, a retry queue sending old events with new ones); some repeat an
 	// event inside the batch; every event is in at least one batch.
-	var batches [][]store.StatEvent
-	for start := 0; start < len(events); start += 10 {
-		var b []store.StatEvent
-		for i := range 1 + rng.IntN(20) {
-			if j := start + i; j < len(events) {
-				b = append(b, events[j])
-			}
-			if rng.IntN(10) == 0 {
-				b = append(b, events[rng.IntN(start+1)])
-			}
-		}
-		for i := start; i < min(start+10, len(events)); i++ {
-			b = append(b, events[i])
-		}
-		batches = append(batches, b)
-	}
+	batches := OverlappingBatches(rng, events, 10)
 	var wg sync.WaitGroup
 	for _, b := range batches {
 		for range 1 + rng.IntN(2) { // some batches are sent twice at once
